@@ -1,0 +1,26 @@
+//! Shared chain types for chaind: accounts, the read-only [`StateReader`] trait that the
+//! executor reads committed state through, the [`StateDiff`] a block produces and the state
+//! commits, and an in-memory [`InMemoryState`] used as the reference state in tests and
+//! benchmarks.
+//!
+//! This crate sits at the bottom of the workspace: it depends on nothing of ours, and every
+//! other crate may depend on it.
+
+/// Account records as stored in the state: nonce, balance, code hash.
+pub mod account;
+/// The state diff that block execution produces and the state commits.
+pub mod diff;
+/// Errors of this crate.
+pub mod error;
+/// An in-memory state behind [`StateReader`], for tests, benchmarks and the statetest runner.
+pub mod memory;
+/// The read-only committed-state interface.
+pub mod reader;
+
+pub use account::{Account, KECCAK_EMPTY};
+pub use diff::{AccountUpdate, StateDiff};
+pub use error::PrimitivesError;
+pub use memory::InMemoryState;
+pub use reader::StateReader;
+
+pub use alloy_primitives::{Address, B256, Bytes, U256};

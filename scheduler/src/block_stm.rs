@@ -1,0 +1,263 @@
+//! The worker loop that ties the [`Scheduler`] and the [`MvMemory`] to a [`TransactionTask`]
+//! (Algorithm 1 of the paper), and [`BlockStm`], which runs it on scoped threads.
+
+use crate::{
+    error::SchedulerError,
+    mvmemory::{MvMemory, MvRead, MvValue, ReadOrigin, ReadSet},
+    scheduler::Scheduler,
+    sync::{Mutex, spin_hint},
+    types::{Incarnation, Task, TxnIndex, Version},
+};
+use crossbeam_utils::CachePadded;
+use std::{hash::Hash, num::NonZeroUsize, panic::AssertUnwindSafe};
+
+/// Why a task's execution stopped early.
+#[derive(Debug)]
+pub enum TaskError<E> {
+    /// A read met an ESTIMATE of this lower transaction; run again after it re-executes.
+    Dependency(TxnIndex),
+    /// The task cannot go on (e.g. the committed state failed to read). Ends the parallel run.
+    Fatal(E),
+}
+
+/// The result of one incarnation.
+#[derive(Debug)]
+pub struct TaskOutput<K, V, O> {
+    /// Every location written, with its value (at most one entry per location).
+    pub writes: Vec<(K, V)>,
+    /// What the caller gets back for this transaction if this incarnation is the last.
+    pub output: O,
+}
+
+/// The per-transaction work Block-STM schedules. Knows the transactions; Block-STM knows only
+/// their indices, and the locations and values they read and write.
+pub trait TransactionTask: Sync {
+    /// A memory location (an account, a storage slot...).
+    type Key: Eq + Hash + Clone + Send + Sync;
+    /// What is stored at a location.
+    type Value: MvValue;
+    /// The per-transaction result (receipt, gas...).
+    type Output: Send;
+    /// A fatal error.
+    type Error: Send;
+
+    /// Executes transaction `txn_idx` reading through `view`.
+    fn execute(
+        &self,
+        txn_idx: TxnIndex,
+        incarnation: Incarnation,
+        view: &mut TxnView<'_, Self::Key, Self::Value>,
+    ) -> Result<TaskOutput<Self::Key, Self::Value, Self::Output>, TaskError<Self::Error>>;
+}
+
+/// What one incarnation sees: the multi-version memory below its transaction. Records every
+/// read for validation.
+#[derive(Debug)]
+pub struct TxnView<'a, K, V> {
+    memory: &'a MvMemory<K, V>,
+    txn_idx: TxnIndex,
+    reads: ReadSet<K>,
+}
+
+impl<'a, K: Eq + Hash + Clone, V: MvValue> TxnView<'a, K, V> {
+    /// A view for transaction `txn_idx`.
+    pub fn new(memory: &'a MvMemory<K, V>, txn_idx: TxnIndex) -> Self {
+        Self { memory, txn_idx, reads: Vec::new() }
+    }
+
+    /// The transaction this view reads for.
+    pub fn txn_idx(&self) -> TxnIndex {
+        self.txn_idx
+    }
+
+    /// Reads `key`. [`MvRead::Storage`] means the caller reads the committed state. An `Err`
+    /// carries the lower transaction to wait for: return it as [`TaskError::Dependency`].
+    pub fn read(&mut self, key: &K) -> Result<MvRead<V>, TxnIndex> {
+        let (value, origin) = self.memory.read(key, self.txn_idx)?;
+        self.reads.push((key.clone(), origin));
+        Ok(value)
+    }
+
+    /// Records a read whose origin is known without looking (used by tasks that read through
+    /// their own caches); prefer [`TxnView::read`].
+    pub fn record_read(&mut self, key: K, origin: ReadOrigin) {
+        self.reads.push((key, origin));
+    }
+
+    fn into_reads(self) -> ReadSet<K> {
+        self.reads
+    }
+}
+
+/// Shared state of one parallel run: everything the workers touch.
+#[derive(Debug)]
+pub struct BlockRun<'t, T: TransactionTask> {
+    task: &'t T,
+    scheduler: Scheduler,
+    memory: MvMemory<T::Key, T::Value>,
+    outputs: Box<[CachePadded<Mutex<Option<T::Output>>>]>,
+    failure: Mutex<Option<SchedulerError<T::Error>>>,
+}
+
+impl<'t, T: TransactionTask> BlockRun<'t, T> {
+    /// A run of `num_txns` transactions of `task`.
+    pub fn new(task: &'t T, num_txns: usize) -> Self {
+        Self {
+            task,
+            scheduler: Scheduler::new(num_txns),
+            memory: MvMemory::new(num_txns),
+            outputs: (0..num_txns).map(|_| CachePadded::new(Mutex::new(None))).collect(),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// The scheduler of this run.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// One worker: takes tasks until the block is done. Run it on every thread.
+    pub fn work(&self) {
+        let mut task = None;
+        while !self.scheduler.done() {
+            task = match task {
+                Some(Task::Execution(version)) => self.try_execute(version),
+                Some(Task::Validation(version)) => self.validate(version),
+                None => {
+                    let next = self.scheduler.next_task();
+                    if next.is_none() {
+                        spin_hint();
+                    }
+                    next
+                }
+            };
+        }
+    }
+
+    fn try_execute(&self, version: Version) -> Option<Task> {
+        let Version { txn_idx, incarnation } = version;
+        loop {
+            let mut view = TxnView::new(&self.memory, txn_idx);
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.task.execute(txn_idx, incarnation, &mut view)
+            }));
+            match result {
+                Ok(Ok(TaskOutput { writes, output })) => {
+                    let wrote_new_location = self.memory.record(version, view.into_reads(), writes);
+                    *self.outputs[txn_idx].lock() = Some(output);
+                    return self.scheduler.finish_execution(txn_idx, incarnation, wrote_new_location);
+                }
+                Ok(Err(TaskError::Dependency(blocking))) => {
+                    if blocking >= txn_idx {
+                        self.fail(SchedulerError::InvalidDependency { txn_idx, blocking });
+                        return None;
+                    }
+                    if self.scheduler.add_dependency(txn_idx, blocking) {
+                        return None;
+                    }
+                    // The blocking transaction finished meanwhile: run again at once.
+                }
+                Ok(Err(TaskError::Fatal(error))) => {
+                    self.fail(SchedulerError::Task { txn_idx, error });
+                    return None;
+                }
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "non-string panic".to_owned());
+                    self.fail(SchedulerError::Panic { txn_idx, message });
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn validate(&self, version: Version) -> Option<Task> {
+        let Version { txn_idx, incarnation } = version;
+        let valid = self.memory.validate_read_set(txn_idx);
+        let aborted = !valid && self.scheduler.try_validation_abort(txn_idx, incarnation);
+        if aborted {
+            self.memory.convert_writes_to_estimates(txn_idx);
+        }
+        self.scheduler.finish_validation(txn_idx, aborted)
+    }
+
+    fn fail(&self, error: SchedulerError<T::Error>) {
+        let mut failure = self.failure.lock();
+        if failure.is_none() {
+            *failure = Some(error);
+        }
+        self.scheduler.halt();
+    }
+
+    /// Ends the run: the last incarnation's output of every transaction, and the memory that
+    /// holds their final writes (see [`MvMemory::for_each_final`]).
+    #[allow(clippy::type_complexity)]
+    pub fn finish(self) -> Result<(Vec<T::Output>, MvMemory<T::Key, T::Value>), SchedulerError<T::Error>> {
+        if let Some(error) = self.failure.into_inner() {
+            return Err(error);
+        }
+        let mut outputs = Vec::with_capacity(self.outputs.len());
+        for (txn_idx, slot) in self.outputs.into_vec().into_iter().enumerate() {
+            match CachePadded::into_inner(slot).into_inner() {
+                Some(output) => outputs.push(output),
+                None => return Err(SchedulerError::MissingOutput { txn_idx }),
+            }
+        }
+        Ok((outputs, self.memory))
+    }
+}
+
+/// Runs blocks through Block-STM on a fixed number of worker threads.
+///
+/// Workers are scoped OS threads started per block, not rayon tasks: a worker that spins
+/// waiting for work must never be the thread a rayon `join` inside a task steals onto, or
+/// the block can deadlock.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockStm {
+    threads: NonZeroUsize,
+}
+
+impl BlockStm {
+    /// A runner with `threads` workers.
+    pub fn new(threads: NonZeroUsize) -> Self {
+        Self { threads }
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> NonZeroUsize {
+        self.threads
+    }
+
+    /// Executes transactions `0..num_txns` of `task` and returns each one's output from its
+    /// final incarnation, plus the memory holding the final writes.
+    #[allow(clippy::type_complexity)]
+    pub fn run<T: TransactionTask>(
+        &self,
+        task: &T,
+        num_txns: usize,
+    ) -> Result<(Vec<T::Output>, MvMemory<T::Key, T::Value>), SchedulerError<T::Error>> {
+        let run = BlockRun::new(task, num_txns);
+        let workers = self.threads.get().min(num_txns.max(1));
+        if workers == 1 {
+            run.work();
+        } else {
+            std::thread::scope(|scope| {
+                for _ in 1..workers {
+                    scope.spawn(|| run.work());
+                }
+                run.work();
+            });
+        }
+        run.finish()
+    }
+}
+
+/// Folds a read that may have met deltas into one value: `base` is the value below the
+/// deltas (from [`MvRead::Deltas::base`] or the committed state).
+pub fn fold_deltas<V, B>(deltas: &[V], base: B, mut apply: impl FnMut(B, &V) -> B) -> B {
+    deltas.iter().rev().fold(base, |acc, delta| apply(acc, delta))
+}
+
