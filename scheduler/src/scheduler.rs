@@ -197,7 +197,8 @@ impl Scheduler {
         None
     }
 
-    /// The incarnation a transaction last reached and its status (for tests and checks).
+    /// The incarnation a transaction last reached and its status.
+    #[cfg(test)]
     pub(crate) fn state(&self, txn_idx: TxnIndex) -> (Incarnation, Status) {
         let state = self.txn_status[txn_idx].lock();
         (state.incarnation, state.status)

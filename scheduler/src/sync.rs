@@ -74,13 +74,6 @@ impl<T> RwLock<T> {
     pub(crate) fn write(&self) -> parking_lot::RwLockWriteGuard<'_, T> {
         self.0.write()
     }
-
-    pub(crate) fn into_inner(self) -> T {
-        #[cfg(loom)]
-        return self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-        #[cfg(not(loom))]
-        return self.0.into_inner();
-    }
 }
 
 /// Called by a worker that found no task: lets loom schedule another thread (a spin loop

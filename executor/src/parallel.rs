@@ -1,0 +1,455 @@
+//! The parallel executor: each transaction is a Block-STM task whose revm database reads the
+//! multi-version memory, falling through to the committed state.
+//!
+//! Memory locations are an account's record (nonce, balance, code hash) and each storage slot,
+//! so transactions touching different accounts or slots never conflict. Code is
+//! content-addressed and needs no versioning. Two kinds of writes are *deltas* that commute
+//! (`MemValue::BalanceAdd`): the priority fee each transaction owes the beneficiary, and the
+//! value of a plain transfer to an account without code. A transaction that reads such an
+//! account sums the deltas below it; the others never wait for each other.
+
+use crate::{
+    CodeCache, ExecutionEnv, ExecutorError,
+    diff::{FinalAccount, build_diff, state_error},
+    evm::{
+        FeePayment, account_effect, add_balance, info_from_account,
+        maybe_precompile, receipt, skip_reason, transact,
+    },
+    outcome::{BlockOutput, SkipReason, TxOutcome},
+};
+use alloy_primitives::{Address, B256, Bloom, Bytes, TxKind, U256, map::HashMap};
+use chain_primitives::{Account, StateReader};
+use chain_scheduler::{
+    BlockStm, MvMemory, MvRead, MvValue, SchedulerError, TaskError, TaskOutput, TransactionTask,
+    TxnIndex, TxnView, fold_deltas,
+};
+use crossbeam_utils::CachePadded;
+use parking_lot::RwLock;
+use revm::{
+    context::{DBErrorMarker, TxEnv, result::EVMError},
+    state::{AccountInfo, Bytecode},
+};
+use std::{
+    num::NonZeroUsize,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+/// A location in the multi-version memory.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Location {
+    /// An account's nonce, balance and code hash.
+    Account(Address),
+    /// One storage slot.
+    Storage(Address, U256),
+}
+
+/// A value in the multi-version memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum MemValue {
+    /// An account record; `None` if the account does not exist (after deletion).
+    Account(Option<Account>),
+    /// A storage value.
+    Storage(U256),
+    /// An increase of an account's balance that applies on top of the value below it, with
+    /// EIP-161 touch semantics (an account that is empty afterwards does not exist).
+    BalanceAdd(U256),
+}
+
+impl MvValue for MemValue {
+    fn is_delta(&self) -> bool {
+        matches!(self, MemValue::BalanceAdd(_))
+    }
+}
+
+/// Why an incarnation's database read stopped.
+#[derive(Debug, thiserror::Error)]
+enum MvDbError {
+    #[error("read an ESTIMATE of transaction {0}")]
+    Dependency(TxnIndex),
+    #[error("state read failed: {0}")]
+    State(String),
+    #[error("multi-version memory holds {0} where it cannot")]
+    Invariant(&'static str),
+}
+
+impl DBErrorMarker for MvDbError {}
+
+/// What the final incarnation of a transaction left besides its writes.
+#[derive(Debug)]
+pub(crate) struct TxResult {
+    outcome: TxOutcome,
+    /// Accounts created or deleted: their storage before the block is void.
+    storage_cleared: Vec<Address>,
+    /// Code deployed.
+    new_codes: Vec<(B256, Bytes)>,
+    /// The transfer recipient whose balance was credited as a delta without reading it.
+    deferred_recipient: Option<Address>,
+    /// Accounts whose code was created.
+    created: Vec<Address>,
+}
+
+struct EvmTask<'a, S> {
+    state: &'a S,
+    env: &'a ExecutionEnv,
+    txs: &'a [TxEnv],
+    codes: &'a CodeCache,
+    /// Code deployed by this block, by any incarnation (content-addressed, so never wrong).
+    new_code: RwLock<HashMap<B256, Bytecode>>,
+    /// Executions started, for the abort-rate statistic. Relaxed: a counter read after the
+    /// workers joined.
+    executions: CachePadded<AtomicUsize>,
+}
+
+impl<S: StateReader> EvmTask<'_, S> {
+    fn code(&self, hash: B256) -> Result<Option<Bytecode>, MvDbError> {
+        if let Some(code) = self.new_code.read().get(&hash) {
+            return Ok(Some(code.clone()));
+        }
+        self.codes
+            .get_or_load(hash, || self.state.code(&hash))
+            .map_err(|e| MvDbError::State(e.to_string()))
+    }
+
+    /// The recipient of a plain value transfer to an account without code, whose credit can
+    /// be a delta. Decided on the committed state; a contract deployed at that address by an
+    /// earlier transaction of the block is caught after the run (see `check_deferred`).
+    fn deferred_recipient(&self, tx: &TxEnv) -> Result<Option<Address>, MvDbError> {
+        let TxKind::Call(to) = tx.kind else { return Ok(None) };
+        if tx.value.is_zero() || to == tx.caller || maybe_precompile(&to) {
+            return Ok(None);
+        }
+        let account = self.state.account(&to).map_err(|e| MvDbError::State(e.to_string()))?;
+        Ok(match account {
+            Some(account) if account.has_code() => None,
+            _ => Some(to),
+        })
+    }
+}
+
+/// revm's database for one incarnation.
+struct MvDb<'t, 'v, 'm, S> {
+    task: &'t EvmTask<'t, S>,
+    view: &'v mut TxnView<'m, Location, MemValue>,
+    deferred_recipient: Option<Address>,
+    /// What each account read returned, to tell real writes from touches.
+    loaded: HashMap<Address, Option<Account>>,
+}
+
+impl<S: StateReader> MvDb<'_, '_, '_, S> {
+    fn committed_account(&self, address: &Address) -> Result<Option<Account>, MvDbError> {
+        self.task.state.account(address).map_err(|e| MvDbError::State(e.to_string()))
+    }
+
+    fn read_account(&mut self, address: Address) -> Result<Option<Account>, MvDbError> {
+        match self.view.read(&Location::Account(address)).map_err(MvDbError::Dependency)? {
+            MvRead::Storage => self.committed_account(&address),
+            MvRead::Value(MemValue::Account(account)) => Ok(account),
+            MvRead::Deltas { deltas, base } => {
+                let base = match base {
+                    None => self.committed_account(&address)?,
+                    Some(MemValue::Account(account)) => account,
+                    Some(_) => return Err(MvDbError::Invariant("a non-account value under an account")),
+                };
+                Ok(fold_deltas(&deltas, base, |account, delta| match delta {
+                    MemValue::BalanceAdd(amount) => add_balance(account, *amount),
+                    _ => account,
+                }))
+            }
+            MvRead::Value(_) => Err(MvDbError::Invariant("a non-account value at an account")),
+        }
+    }
+}
+
+impl<S: StateReader> revm::Database for &mut MvDb<'_, '_, '_, S> {
+    type Error = MvDbError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        if Some(address) == self.deferred_recipient {
+            // Credited as a delta: execution must not depend on its balance. It has no code
+            // (checked), and a plain transfer reads nothing else of it.
+            return Ok(Some(info_from_account(Account::default(), None)));
+        }
+        let account = self.read_account(address)?;
+        self.loaded.entry(address).or_insert(account);
+        let Some(account) = account else { return Ok(None) };
+        let code = if account.has_code() { self.task.code(account.code_hash)? } else { None };
+        Ok(Some(info_from_account(account, code)))
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        Ok(self.task.code(code_hash)?.unwrap_or_default())
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, Self::Error> {
+        match self.view.read(&Location::Storage(address, index)).map_err(MvDbError::Dependency)? {
+            MvRead::Storage => self
+                .task
+                .state
+                .storage(&address, &index)
+                .map_err(|e| MvDbError::State(e.to_string())),
+            MvRead::Value(MemValue::Storage(value)) => Ok(value),
+            _ => Err(MvDbError::Invariant("a non-storage value at a storage slot")),
+        }
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
+        self.task.state.block_hash(number).map_err(|e| MvDbError::State(e.to_string()))
+    }
+}
+
+type Writes = Vec<(Location, MemValue)>;
+
+impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
+    type Key = Location;
+    type Value = MemValue;
+    type Output = TxResult;
+    type Error = ExecutorError;
+
+    fn execute(
+        &self,
+        txn_idx: TxnIndex,
+        _incarnation: chain_scheduler::Incarnation,
+        view: &mut TxnView<'_, Location, MemValue>,
+    ) -> Result<TaskOutput<Location, MemValue, TxResult>, TaskError<ExecutorError>> {
+        self.executions.fetch_add(1, Ordering::Relaxed);
+        let tx = &self.txs[txn_idx];
+        let fatal = |e: MvDbError| match e {
+            MvDbError::Dependency(blocking) => TaskError::Dependency(blocking),
+            MvDbError::State(message) => TaskError::Fatal(ExecutorError::State(message)),
+            other => TaskError::Fatal(ExecutorError::Evm { txn_idx, message: other.to_string() }),
+        };
+        let deferred_recipient = self.deferred_recipient(tx).map_err(fatal)?;
+        let mut db = MvDb { task: self, view, deferred_recipient, loaded: HashMap::default() };
+        let (result, state) = match transact(self.env, &mut db, tx.clone(), FeePayment::Deferred) {
+            Ok(executed) => executed,
+            Err(EVMError::Database(e)) => return Err(fatal(e)),
+            Err(error) => {
+                let Some(reason) = skip_reason(&error) else {
+                    return Err(TaskError::Fatal(ExecutorError::Evm {
+                        txn_idx,
+                        message: error.to_string(),
+                    }));
+                };
+                let output = TxResult {
+                    outcome: TxOutcome::Skipped(reason),
+                    storage_cleared: Vec::new(),
+                    new_codes: Vec::new(),
+                    deferred_recipient: None,
+                    created: Vec::new(),
+                };
+                return Ok(TaskOutput { writes: Vec::new(), output });
+            }
+        };
+        let loaded = std::mem::take(&mut db.loaded);
+        let receipt = receipt(self.env, tx, result);
+        let fee = receipt.beneficiary_fee;
+        let beneficiary = self.env.block.beneficiary;
+
+        let mut writes: Writes = Vec::with_capacity(state.len() + 2);
+        let mut output = TxResult {
+            outcome: TxOutcome::Skipped(SkipReason::Invalid(String::new())),
+            storage_cleared: Vec::new(),
+            new_codes: Vec::new(),
+            deferred_recipient,
+            created: Vec::new(),
+        };
+        let mut beneficiary_settled = false;
+        for (address, account) in &state {
+            if Some(*address) == deferred_recipient {
+                if account.is_touched() {
+                    // Started from a zero balance: what it holds now is what it received.
+                    let mut amount = account.info.balance;
+                    if *address == beneficiary {
+                        amount += fee;
+                        beneficiary_settled = true;
+                    }
+                    writes.push((Location::Account(*address), MemValue::BalanceAdd(amount)));
+                }
+                continue;
+            }
+            let Some(effect) = account_effect(account) else { continue };
+            if effect.storage_cleared {
+                output.storage_cleared.push(*address);
+            }
+            if let Some((hash, code)) = effect.new_code {
+                output.created.push(*address);
+                output.new_codes.push((hash, code.original_bytes()));
+                self.new_code.write().insert(hash, code);
+            }
+            let mut info = effect.info;
+            if *address == beneficiary {
+                info = add_balance(info, fee);
+                beneficiary_settled = true;
+            }
+            if loaded.get(address) != Some(&info) {
+                writes.push((Location::Account(*address), MemValue::Account(info)));
+            }
+            if info.is_some() {
+                for (slot, value) in account.changed_storage_slots() {
+                    writes.push((Location::Storage(*address, *slot), MemValue::Storage(value.present_value)));
+                }
+            }
+        }
+        if !beneficiary_settled {
+            writes.push((Location::Account(beneficiary), MemValue::BalanceAdd(fee)));
+        }
+        output.outcome = TxOutcome::Included(receipt);
+        Ok(TaskOutput { writes, output })
+    }
+}
+
+/// Statistics of one parallel run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ParallelStats {
+    /// Transaction executions, including re-executions (equal to the block size when nothing
+    /// was aborted).
+    pub executions: usize,
+    /// Why the run's result was discarded for sequential execution, if it was.
+    pub fallback: Option<String>,
+}
+
+/// Executes `txs` over `state` with Block-STM on `threads` workers. Falls back to sequential
+/// execution if the parallel run fails or its result cannot be trusted (see
+/// [`ParallelStats::fallback`]); the output is the sequential one in every case.
+pub fn execute_parallel<S: StateReader>(
+    state: &S,
+    env: &ExecutionEnv,
+    txs: &[TxEnv],
+    codes: &CodeCache,
+    threads: NonZeroUsize,
+) -> Result<(BlockOutput, ParallelStats), ExecutorError> {
+    let task = EvmTask {
+        state,
+        env,
+        txs,
+        codes,
+        new_code: RwLock::new(HashMap::default()),
+        executions: CachePadded::new(AtomicUsize::new(0)),
+    };
+    let run = BlockStm::new(threads).run(&task, txs.len());
+    let mut stats =
+        ParallelStats { executions: task.executions.load(Ordering::Relaxed), fallback: None };
+    let reason = match run {
+        Ok((outputs, memory)) => match assemble(state, env, txs, outputs, &memory)? {
+            Ok(output) => return Ok((output, stats)),
+            Err(reason) => reason,
+        },
+        Err(SchedulerError::Task { error: ExecutorError::State(message), .. }) => {
+            // The committed state failed to read: sequential execution would fail the same way.
+            return Err(ExecutorError::State(message));
+        }
+        Err(error) => error.to_string(),
+    };
+    stats.fallback = Some(reason);
+    let output = crate::sequential::execute_sequential(state, env, txs, codes)?;
+    Ok((output, stats))
+}
+
+/// Builds the block output from the final incarnations. The inner `Err` is a reason to fall
+/// back to sequential execution.
+fn assemble<S: StateReader>(
+    state: &S,
+    env: &ExecutionEnv,
+    txs: &[TxEnv],
+    outputs: Vec<TxResult>,
+    memory: &MvMemory<Location, MemValue>,
+) -> Result<Result<BlockOutput, String>, ExecutorError> {
+    // A contract deployed at an address that a later transaction paid as a plain account
+    // would have run code there.
+    let mut created_at: HashMap<Address, TxnIndex> = HashMap::default();
+    for (txn_idx, output) in outputs.iter().enumerate() {
+        for address in &output.created {
+            created_at.entry(*address).or_insert(txn_idx);
+        }
+    }
+    for (txn_idx, output) in outputs.iter().enumerate() {
+        if let Some(recipient) = output.deferred_recipient {
+            if created_at.get(&recipient).is_some_and(|&creator| creator < txn_idx) {
+                return Ok(Err(format!(
+                    "transaction {txn_idx} paid {recipient} as a plain account, but transaction \
+                     {} deployed code there first",
+                    created_at[&recipient]
+                )));
+            }
+        }
+    }
+
+    let mut accounts: HashMap<Address, FinalAccount> = HashMap::default();
+    let mut new_codes: HashMap<B256, Bytes> = HashMap::default();
+    let mut outcomes = Vec::with_capacity(outputs.len());
+    let mut gas_used = 0u64;
+    let mut bloom = Bloom::ZERO;
+    for (txn_idx, output) in outputs.into_iter().enumerate() {
+        let mut outcome = output.outcome;
+        if let TxOutcome::Included(receipt) = &mut outcome {
+            let remaining = env.block.gas_limit.saturating_sub(gas_used);
+            if txs[txn_idx].gas_limit > remaining {
+                // Sequentially this transaction is skipped, which changes what later ones see.
+                return Ok(Err(format!("transaction {txn_idx} exceeds the block's remaining gas")));
+            }
+            gas_used += receipt.gas_used;
+            receipt.cumulative_gas_used = gas_used;
+            bloom |= receipt.logs_bloom;
+        }
+        outcomes.push(outcome);
+        for address in output.storage_cleared {
+            accounts.entry(address).or_default().storage_cleared = true;
+        }
+        new_codes.extend(output.new_codes);
+    }
+
+    let mut failure = None;
+    let walked = memory.for_each_final(|location, top_down| {
+        if failure.is_some() {
+            return;
+        }
+        match location {
+            Location::Account(address) => {
+                let mut deltas = Vec::new();
+                let mut base = None;
+                for (_, value) in top_down {
+                    match value {
+                        MemValue::BalanceAdd(amount) => deltas.push(*amount),
+                        MemValue::Account(account) => {
+                            base = Some(*account);
+                            break;
+                        }
+                        MemValue::Storage(_) => {
+                            failure = Some(Err("a storage value at an account".to_owned()));
+                            return;
+                        }
+                    }
+                }
+                let base = match base {
+                    Some(account) => account,
+                    None => match state.account(address) {
+                        Ok(account) => account,
+                        Err(e) => {
+                            failure = Some(Ok(state_error(e)));
+                            return;
+                        }
+                    },
+                };
+                let info = deltas.iter().rev().fold(base, |acc, amount| add_balance(acc, *amount));
+                accounts.entry(*address).or_default().info = Some(info);
+            }
+            Location::Storage(address, slot) => match top_down.next() {
+                Some((_, MemValue::Storage(value))) => {
+                    accounts.entry(*address).or_default().storage.insert(*slot, *value);
+                }
+                _ => failure = Some(Err("a non-storage value at a slot".to_owned())),
+            },
+        }
+    });
+    if let Err(txn_idx) = walked {
+        return Ok(Err(SchedulerError::<ExecutorError>::EstimateLeft { txn_idx }.to_string()));
+    }
+    match failure {
+        Some(Ok(error)) => return Err(error),
+        Some(Err(reason)) => return Ok(Err(reason)),
+        None => {}
+    }
+    // Accounts that ended deleted keep no storage; slots written before the deletion are void.
+    let diff = build_diff(state, accounts, &new_codes)?;
+    Ok(Ok(BlockOutput { outcomes, gas_used, logs_bloom: bloom, diff }))
+}

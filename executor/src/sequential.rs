@@ -1,0 +1,154 @@
+//! The reference executor: one transaction after another on plain revm, which pays the
+//! beneficiary itself. The parallel executor must produce exactly its output.
+
+use crate::{
+    CodeCache, ExecutionEnv, ExecutorError,
+    diff::{FinalAccount, build_diff, state_error},
+    evm::{FeePayment, account_effect, info_from_account, receipt, skip_reason, transact},
+    outcome::{BlockOutput, SkipReason, TxOutcome},
+};
+use alloy_primitives::{Address, B256, Bloom, Bytes, U256, map::HashMap};
+use chain_primitives::{Account, StateReader};
+use revm::{
+    context::{DBErrorMarker, TxEnv},
+    state::{AccountInfo, Bytecode, EvmState},
+};
+
+/// A state read failure, carried through revm.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct StateReadError(pub(crate) String);
+
+impl DBErrorMarker for StateReadError {}
+
+/// The block's writes so far over the committed state.
+struct Overlay<'a, S> {
+    base: &'a S,
+    codes: &'a CodeCache,
+    accounts: HashMap<Address, FinalAccount>,
+    new_codes: HashMap<B256, Bytes>,
+    new_bytecode: HashMap<B256, Bytecode>,
+}
+
+impl<S: StateReader> Overlay<'_, S> {
+    fn account(&self, address: &Address) -> Result<Option<Account>, StateReadError> {
+        match self.accounts.get(address).and_then(|a| a.info) {
+            Some(info) => Ok(info),
+            None => self.base.account(address).map_err(|e| StateReadError(e.to_string())),
+        }
+    }
+
+    fn code(&self, hash: B256) -> Result<Option<Bytecode>, StateReadError> {
+        if let Some(code) = self.new_bytecode.get(&hash) {
+            return Ok(Some(code.clone()));
+        }
+        self.codes
+            .get_or_load(hash, || self.base.code(&hash))
+            .map_err(|e| StateReadError(e.to_string()))
+    }
+
+    fn commit(&mut self, state: EvmState) {
+        for (address, account) in state {
+            let Some(effect) = account_effect(&account) else { continue };
+            let entry = self.accounts.entry(address).or_default();
+            if effect.storage_cleared {
+                entry.storage_cleared = true;
+                entry.storage.clear();
+            }
+            if effect.info.is_some() {
+                for (slot, value) in account.changed_storage_slots() {
+                    entry.storage.insert(*slot, value.present_value);
+                }
+            }
+            entry.info = Some(effect.info);
+            if let Some((hash, code)) = effect.new_code {
+                self.new_codes.insert(hash, code.original_bytes());
+                self.new_bytecode.insert(hash, code);
+            }
+        }
+    }
+}
+
+impl<S: StateReader> revm::Database for &mut Overlay<'_, S> {
+    type Error = StateReadError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        let Some(account) = self.account(&address)? else { return Ok(None) };
+        let code = if account.has_code() { self.code(account.code_hash)? } else { None };
+        Ok(Some(info_from_account(account, code)))
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        Ok(self.code(code_hash)?.unwrap_or_default())
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, Self::Error> {
+        if let Some(account) = self.accounts.get(&address) {
+            if let Some(value) = account.storage.get(&index) {
+                return Ok(*value);
+            }
+            if account.storage_cleared {
+                return Ok(U256::ZERO);
+            }
+        }
+        self.base.storage(&address, &index).map_err(|e| StateReadError(e.to_string()))
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
+        self.base.block_hash(number).map_err(|e| StateReadError(e.to_string()))
+    }
+}
+
+/// Executes `txs` one after another over `state` (the state at the parent block).
+pub fn execute_sequential<S: StateReader>(
+    state: &S,
+    env: &ExecutionEnv,
+    txs: &[TxEnv],
+    codes: &CodeCache,
+) -> Result<BlockOutput, ExecutorError> {
+    let mut overlay = Overlay {
+        base: state,
+        codes,
+        accounts: HashMap::default(),
+        new_codes: HashMap::default(),
+        new_bytecode: HashMap::default(),
+    };
+    let mut outcomes = Vec::with_capacity(txs.len());
+    let mut gas_used = 0u64;
+    let mut bloom = Bloom::ZERO;
+    for (txn_idx, tx) in txs.iter().enumerate() {
+        let remaining = env.block.gas_limit.saturating_sub(gas_used);
+        if tx.gas_limit > remaining {
+            outcomes.push(TxOutcome::Skipped(SkipReason::BlockGasExhausted {
+                gas_limit: tx.gas_limit,
+                remaining,
+            }));
+            continue;
+        }
+        match transact(env, &mut overlay, tx.clone(), FeePayment::ByEvm) {
+            Ok((result, evm_state)) => {
+                overlay.commit(evm_state);
+                let mut receipt = receipt(env, tx, result);
+                gas_used += receipt.gas_used;
+                receipt.cumulative_gas_used = gas_used;
+                bloom |= receipt.logs_bloom;
+                outcomes.push(TxOutcome::Included(receipt));
+            }
+            Err(error) => match skip_reason(&error) {
+                Some(reason) => outcomes.push(TxOutcome::Skipped(reason)),
+                None => {
+                    if let revm::context::result::EVMError::Database(e) = &error {
+                        return Err(ExecutorError::State(e.0.clone()));
+                    }
+                    return Err(ExecutorError::Evm { txn_idx, message: error.to_string() });
+                }
+            },
+        }
+    }
+    let Overlay { accounts, new_codes, .. } = overlay;
+    let diff = build_diff(state, accounts, &new_codes).map_err(|e| match e {
+        ExecutorError::State(s) => ExecutorError::State(s),
+        other => state_error(other),
+    })?;
+    Ok(BlockOutput { outcomes, gas_used, logs_bloom: bloom, diff })
+}
