@@ -40,6 +40,8 @@ pub use revm::{self, context::TxEnv, primitives::hardfork::SpecId};
 pub use sequential::execute_sequential;
 pub use tx::{effective_gas_price, tx_env};
 
+pub use chain_scheduler::BlockStm;
+
 use chain_primitives::StateReader;
 use std::{num::NonZeroUsize, sync::Arc};
 
@@ -57,12 +59,17 @@ pub enum ExecutionMode {
 pub struct Executor {
     mode: ExecutionMode,
     codes: Arc<CodeCache>,
+    runner: Option<Arc<BlockStm>>,
 }
 
 impl Executor {
     /// An executor in `mode`.
     pub fn new(mode: ExecutionMode) -> Self {
-        Self { mode, codes: Arc::new(CodeCache::default()) }
+        let runner = match mode {
+            ExecutionMode::Sequential => None,
+            ExecutionMode::Parallel(threads) => Some(Arc::new(BlockStm::new(threads))),
+        };
+        Self { mode, codes: Arc::new(CodeCache::default()), runner }
     }
 
     /// A parallel executor on `threads` workers (one worker still runs Block-STM; use
@@ -84,12 +91,10 @@ impl Executor {
         env: &ExecutionEnv,
         txs: &[TxEnv],
     ) -> Result<(BlockOutput, Option<ParallelStats>), ExecutorError> {
-        match self.mode {
-            ExecutionMode::Sequential => {
-                Ok((execute_sequential(state, env, txs, &self.codes)?, None))
-            }
-            ExecutionMode::Parallel(threads) => {
-                let (output, stats) = execute_parallel(state, env, txs, &self.codes, threads)?;
+        match &self.runner {
+            None => Ok((execute_sequential(state, env, txs, &self.codes)?, None)),
+            Some(runner) => {
+                let (output, stats) = execute_parallel(state, env, txs, &self.codes, runner)?;
                 Ok((output, Some(stats)))
             }
         }

@@ -29,10 +29,7 @@ use revm::{
     context::{DBErrorMarker, TxEnv, result::EVMError},
     state::{AccountInfo, Bytecode},
 };
-use std::{
-    num::NonZeroUsize,
-    sync::atomic::{AtomicUsize, Ordering},
-};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A location in the multi-version memory.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -306,9 +303,13 @@ pub struct ParallelStats {
     pub executions: usize,
     /// Why the run's result was discarded for sequential execution, if it was.
     pub fallback: Option<String>,
+    /// Wall time of the Block-STM run, in microseconds.
+    pub run_us: u64,
+    /// Wall time of folding the final writes into the state diff, in microseconds.
+    pub assemble_us: u64,
 }
 
-/// Executes `txs` over `state` with Block-STM on `threads` workers. Falls back to sequential
+/// Executes `txs` over `state` with Block-STM on the workers of `runner`. Falls back to sequential
 /// execution if the parallel run fails or its result cannot be trusted (see
 /// [`ParallelStats::fallback`]); the output is the sequential one in every case.
 pub fn execute_parallel<S: StateReader>(
@@ -316,7 +317,7 @@ pub fn execute_parallel<S: StateReader>(
     env: &ExecutionEnv,
     txs: &[TxEnv],
     codes: &CodeCache,
-    threads: NonZeroUsize,
+    runner: &BlockStm,
 ) -> Result<(BlockOutput, ParallelStats), ExecutorError> {
     let task = EvmTask {
         state,
@@ -326,14 +327,23 @@ pub fn execute_parallel<S: StateReader>(
         new_code: RwLock::new(HashMap::default()),
         executions: CachePadded::new(AtomicUsize::new(0)),
     };
-    let run = BlockStm::new(threads).run(&task, txs.len());
-    let mut stats =
-        ParallelStats { executions: task.executions.load(Ordering::Relaxed), fallback: None };
+    let started = std::time::Instant::now();
+    let run = runner.run(&task, txs.len());
+    let mut stats = ParallelStats {
+        executions: task.executions.load(Ordering::Relaxed),
+        run_us: started.elapsed().as_micros() as u64,
+        ..ParallelStats::default()
+    };
     let reason = match run {
-        Ok((outputs, memory)) => match assemble(state, env, txs, outputs, &memory)? {
-            Ok(output) => return Ok((output, stats)),
-            Err(reason) => reason,
-        },
+        Ok((outputs, memory)) => {
+            let started = std::time::Instant::now();
+            let assembled = assemble(state, env, runner, txs, outputs, &memory)?;
+            stats.assemble_us = started.elapsed().as_micros() as u64;
+            match assembled {
+                Ok(output) => return Ok((output, stats)),
+                Err(reason) => reason,
+            }
+        }
         Err(SchedulerError::Task { error: ExecutorError::State(message), .. }) => {
             // The committed state failed to read: sequential execution would fail the same way.
             return Err(ExecutorError::State(message));
@@ -350,6 +360,7 @@ pub fn execute_parallel<S: StateReader>(
 fn assemble<S: StateReader>(
     state: &S,
     env: &ExecutionEnv,
+    runner: &BlockStm,
     txs: &[TxEnv],
     outputs: Vec<TxResult>,
     memory: &MvMemory<Location, MemValue>,
@@ -374,7 +385,7 @@ fn assemble<S: StateReader>(
         }
     }
 
-    let mut accounts: HashMap<Address, FinalAccount> = HashMap::default();
+    let mut storage_cleared: Vec<Address> = Vec::new();
     let mut new_codes: HashMap<B256, Bytes> = HashMap::default();
     let mut outcomes = Vec::with_capacity(outputs.len());
     let mut gas_used = 0u64;
@@ -392,24 +403,107 @@ fn assemble<S: StateReader>(
             bloom |= receipt.logs_bloom;
         }
         outcomes.push(outcome);
-        for address in output.storage_cleared {
-            accounts.entry(address).or_default().storage_cleared = true;
-        }
+        storage_cleared.extend(output.storage_cleared);
         new_codes.extend(output.new_codes);
     }
 
+    // Fold the final writes shard by shard on the workers' threads, each sorting its part by
+    // account; then merge the sorted parts and group them into accounts, without hashing.
+    let shard_ranges: Vec<std::ops::Range<usize>> = {
+        let shards = memory.shard_count();
+        let parts = runner.threads().get().min(shards);
+        let per = shards.div_ceil(parts);
+        (0..parts).map(|p| p * per..((p + 1) * per).min(shards)).collect()
+    };
+    let folded = par_chunks_each(shard_ranges, runner, |ranges| {
+        let mut parts = Vec::new();
+        for range in ranges {
+            fold_final(state, memory, range, &mut parts)?;
+        }
+        parts.sort_unstable_by_key(|(address, _)| *address);
+        Ok::<_, Result<ExecutorError, String>>(parts)
+    });
+    let mut sorted: Vec<(Address, FinalPart)> = Vec::new();
+    for part in folded {
+        match part {
+            Ok(part) => sorted = merge_sorted(sorted, part),
+            Err(Ok(error)) => return Err(error),
+            Err(Err(reason)) => return Ok(Err(reason)),
+        }
+    }
+    let cleared: alloy_primitives::map::HashSet<Address> = storage_cleared.into_iter().collect();
+    let mut accounts: Vec<(Address, FinalAccount)> = Vec::with_capacity(sorted.len());
+    for (address, part) in sorted {
+        if accounts.last().is_none_or(|(last, _)| *last != address) {
+            let storage_cleared = cleared.contains(&address);
+            accounts.push((address, FinalAccount { storage_cleared, ..FinalAccount::default() }));
+        }
+        let account = &mut accounts.last_mut().expect("pushed above").1;
+        match part {
+            FinalPart::Info(info) => account.info = Some(info),
+            FinalPart::Slot(slot, value) => account.storage.push((slot, value)),
+        }
+    }
+    // Accounts created or deleted without a final account write cannot occur (creation and
+    // deletion both write the record), but stay correct if they do.
+    for address in cleared {
+        if accounts.binary_search_by_key(&address, |(a, _)| *a).is_err() {
+            accounts.push((address, FinalAccount { storage_cleared: true, ..FinalAccount::default() }));
+        }
+    }
+    let diff = build_diff(state, accounts, &new_codes, Some(runner))?;
+    Ok(Ok(BlockOutput { outcomes, gas_used, logs_bloom: bloom, diff }))
+}
+
+/// One final value of an account's record or of one of its slots.
+enum FinalPart {
+    Info(Option<Account>),
+    Slot(U256, U256),
+}
+
+/// Merges two lists sorted by address into one.
+fn merge_sorted(a: Vec<(Address, FinalPart)>, b: Vec<(Address, FinalPart)>) -> Vec<(Address, FinalPart)> {
+    if a.is_empty() {
+        return b;
+    }
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some((x, _)), Some((y, _))) => x <= y,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        merged.extend(if take_a { a.next() } else { b.next() });
+    }
+    merged
+}
+
+/// Folds the final writes of some shards: deltas summed onto the value below them. The error
+/// is a state read failure (`Ok`) or a reason to fall back (`Err`).
+fn fold_final<S: StateReader>(
+    state: &S,
+    memory: &MvMemory<Location, MemValue>,
+    shards: std::ops::Range<usize>,
+    parts: &mut Vec<(Address, FinalPart)>,
+) -> Result<(), Result<ExecutorError, String>> {
     let mut failure = None;
-    let walked = memory.for_each_final(|location, top_down| {
+    let walked = memory.for_each_final_in(shards, |location, top_down| {
         if failure.is_some() {
             return;
         }
         match location {
             Location::Account(address) => {
-                let mut deltas = Vec::new();
+                let mut added = U256::ZERO;
+                let mut deltas = 0usize;
                 let mut base = None;
                 for (_, value) in top_down {
                     match value {
-                        MemValue::BalanceAdd(amount) => deltas.push(*amount),
+                        MemValue::BalanceAdd(amount) => {
+                            added = added.saturating_add(*amount);
+                            deltas += 1;
+                        }
                         MemValue::Account(account) => {
                             base = Some(*account);
                             break;
@@ -430,26 +524,32 @@ fn assemble<S: StateReader>(
                         }
                     },
                 };
-                let info = deltas.iter().rev().fold(base, |acc, amount| add_balance(acc, *amount));
-                accounts.entry(*address).or_default().info = Some(info);
+                // Balance additions commute, and applying them one by one or summed gives the
+                // same account: only whether it ends empty matters for existence.
+                let info = if deltas == 0 { base } else { add_balance(base, added) };
+                parts.push((*address, FinalPart::Info(info)));
             }
             Location::Storage(address, slot) => match top_down.next() {
                 Some((_, MemValue::Storage(value))) => {
-                    accounts.entry(*address).or_default().storage.insert(*slot, *value);
+                    parts.push((*address, FinalPart::Slot(*slot, *value)));
                 }
                 _ => failure = Some(Err("a non-storage value at a slot".to_owned())),
             },
         }
     });
     if let Err(txn_idx) = walked {
-        return Ok(Err(SchedulerError::<ExecutorError>::EstimateLeft { txn_idx }.to_string()));
+        return Err(Err(SchedulerError::<ExecutorError>::EstimateLeft { txn_idx }.to_string()));
     }
-    match failure {
-        Some(Ok(error)) => return Err(error),
-        Some(Err(reason)) => return Ok(Err(reason)),
-        None => {}
-    }
-    // Accounts that ended deleted keep no storage; slots written before the deletion are void.
-    let diff = build_diff(state, accounts, &new_codes)?;
-    Ok(Ok(BlockOutput { outcomes, gas_used, logs_bloom: bloom, diff }))
+    failure.map_or(Ok(()), Err)
+}
+
+/// Runs `work` on each worker of `runner` with one of `items` (one item per worker).
+fn par_chunks_each<T: Send, R: Send>(
+    items: Vec<T>,
+    runner: &BlockStm,
+    work: impl Fn(Vec<T>) -> R + Sync,
+) -> Vec<R> {
+    let slots: Vec<parking_lot::Mutex<Option<T>>> =
+        items.into_iter().map(|item| parking_lot::Mutex::new(Some(item))).collect();
+    runner.broadcast(|index, _| work(slots.get(index).and_then(|slot| slot.lock().take()).into_iter().collect()))
 }

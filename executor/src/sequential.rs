@@ -3,7 +3,7 @@
 
 use crate::{
     CodeCache, ExecutionEnv, ExecutorError,
-    diff::{FinalAccount, build_diff, state_error},
+    diff::{FinalAccount, build_diff},
     evm::{FeePayment, account_effect, info_from_account, receipt, skip_reason, transact},
     outcome::{BlockOutput, SkipReason, TxOutcome},
 };
@@ -21,11 +21,22 @@ pub(crate) struct StateReadError(pub(crate) String);
 
 impl DBErrorMarker for StateReadError {}
 
+/// What the block wrote to one account so far.
+#[derive(Debug, Default)]
+struct OverlayAccount {
+    /// `Some(info)` once the block wrote the account record (`Some(None)`: deleted).
+    info: Option<Option<Account>>,
+    /// Created or deleted during the block: storage before the block is void.
+    storage_cleared: bool,
+    /// Slots written.
+    storage: HashMap<U256, U256>,
+}
+
 /// The block's writes so far over the committed state.
 struct Overlay<'a, S> {
     base: &'a S,
     codes: &'a CodeCache,
-    accounts: HashMap<Address, FinalAccount>,
+    accounts: HashMap<Address, OverlayAccount>,
     new_codes: HashMap<B256, Bytes>,
     new_bytecode: HashMap<B256, Bytecode>,
 }
@@ -146,9 +157,13 @@ pub fn execute_sequential<S: StateReader>(
         }
     }
     let Overlay { accounts, new_codes, .. } = overlay;
-    let diff = build_diff(state, accounts, &new_codes).map_err(|e| match e {
-        ExecutorError::State(s) => ExecutorError::State(s),
-        other => state_error(other),
-    })?;
+    let accounts = accounts
+        .into_iter()
+        .map(|(address, a)| {
+            let storage = a.storage.into_iter().collect();
+            (address, FinalAccount { info: a.info, storage_cleared: a.storage_cleared, storage })
+        })
+        .collect();
+    let diff = build_diff(state, accounts, &new_codes, None)?;
     Ok(BlockOutput { outcomes, gas_used, logs_bloom: bloom, diff })
 }

@@ -11,7 +11,16 @@ use chain_executor::{
 };
 use chain_primitives::{Account, InMemoryState};
 use proptest::prelude::*;
-use std::num::NonZeroUsize;
+use chain_executor::BlockStm;
+use std::{num::NonZeroUsize, sync::LazyLock};
+
+/// Runners with 1, 2 and 8 workers, shared by every case (each owns a thread pool).
+static RUNNERS: LazyLock<[BlockStm; 3]> =
+    LazyLock::new(|| [1, 2, 8].map(|n| BlockStm::new(NonZeroUsize::new(n).unwrap())));
+
+fn runner(threads: usize) -> &'static BlockStm {
+    RUNNERS.iter().find(|r| r.threads().get() == threads).expect("a runner with that many threads")
+}
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 const ACCOUNTS: usize = 12;
@@ -182,7 +191,7 @@ fn check(specs: &[TxSpec], beneficiary_is_sender: bool) -> Result<(), TestCaseEr
     let expected = execute_sequential(&state, &env, &txs, &codes).expect("sequential runs");
     for threads in [1, 2, 8] {
         let (output, stats) =
-            execute_parallel(&state, &env, &txs, &codes, NonZeroUsize::new(threads).unwrap())
+            execute_parallel(&state, &env, &txs, &codes, runner(threads))
                 .expect("parallel runs");
         prop_assert_eq!(&output.outcomes, &expected.outcomes, "outcomes, {} threads", threads);
         prop_assert_eq!(output.gas_used, expected.gas_used);
@@ -244,7 +253,7 @@ fn workloads_parallel_equals_sequential() {
             assert!(expected.receipts().all(|r| r.success()), "{kind} {accounts}: all succeed");
             for threads in [2, 8] {
                 let (output, stats) =
-                    execute_parallel(&w.state, &w.env, &w.txs, &codes, NonZeroUsize::new(threads).unwrap())
+                    execute_parallel(&w.state, &w.env, &w.txs, &codes, runner(threads))
                         .unwrap();
                 assert_eq!(stats.fallback, None, "{kind} {accounts}");
                 assert_eq!(output, expected, "{kind} {accounts} {threads} threads");
@@ -268,7 +277,7 @@ fn contract_deployed_at_a_paid_address_falls_back_to_sequential() {
     let expected = execute_sequential(&state, &env, &txs, &codes).unwrap();
     // The token has no payable fallback: the payment reverts.
     assert_eq!(expected.outcomes[1].receipt().unwrap().status, chain_executor::TxStatus::Revert);
-    let (output, stats) = execute_parallel(&state, &env, &txs, &codes, NonZeroUsize::new(2).unwrap()).unwrap();
+    let (output, stats) = execute_parallel(&state, &env, &txs, &codes, runner(2)).unwrap();
     assert_eq!(output, expected);
     assert!(stats.fallback.is_some(), "the deferred credit must be detected");
 }

@@ -1,8 +1,20 @@
 /// Errors of the primitives crate.
 #[derive(Debug, thiserror::Error)]
 pub enum PrimitivesError {
-    /// A state lookup in the in-memory state cannot fail; this variant exists so that the
-    /// in-memory state has the same error shape as a real store.
-    #[error("state unavailable: {0}")]
-    StateUnavailable(String),
+    /// A genesis file is invalid; `field` is the JSON path of the offending field.
+    #[error("genesis field `{field}`: {message}")]
+    Genesis {
+        /// JSON path of the field.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
 }

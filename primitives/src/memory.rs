@@ -58,6 +58,11 @@ impl InMemoryState {
         &self.accounts
     }
 
+    /// All contract code, by hash.
+    pub fn codes(&self) -> &HashMap<B256, Bytes> {
+        &self.codes
+    }
+
     /// Number of accounts.
     pub fn len(&self) -> usize {
         self.accounts.len()

@@ -8,7 +8,6 @@ use crate::{
     sync::{Mutex, spin_hint},
     types::{Incarnation, Task, TxnIndex, Version},
 };
-use crossbeam_utils::CachePadded;
 use std::{hash::Hash, num::NonZeroUsize, panic::AssertUnwindSafe};
 
 /// Why a task's execution stopped early.
@@ -73,15 +72,15 @@ impl<'a, K: Eq + Hash + Clone, V: MvValue> TxnView<'a, K, V> {
     /// Reads `key`. [`MvRead::Storage`] means the caller reads the committed state. An `Err`
     /// carries the lower transaction to wait for: return it as [`TaskError::Dependency`].
     pub fn read(&mut self, key: &K) -> Result<MvRead<V>, TxnIndex> {
-        let (value, origin) = self.memory.read(key, self.txn_idx)?;
-        self.reads.push((key.clone(), origin));
+        let (value, entry) = self.memory.read_for(key, self.txn_idx)?;
+        self.reads.push(entry);
         Ok(value)
     }
 
     /// Records a read whose origin is known without looking (used by tasks that read through
     /// their own caches); prefer [`TxnView::read`].
     pub fn record_read(&mut self, key: K, origin: ReadOrigin) {
-        self.reads.push((key, origin));
+        self.reads.push(self.memory.read_entry(key, origin));
     }
 
     fn into_reads(self) -> ReadSet<K> {
@@ -95,7 +94,7 @@ pub struct BlockRun<'t, T: TransactionTask> {
     task: &'t T,
     scheduler: Scheduler,
     memory: MvMemory<T::Key, T::Value>,
-    outputs: Box<[CachePadded<Mutex<Option<T::Output>>>]>,
+    outputs: Box<[Mutex<Option<T::Output>>]>,
     failure: Mutex<Option<SchedulerError<T::Error>>>,
 }
 
@@ -106,7 +105,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
             task,
             scheduler: Scheduler::new(num_txns),
             memory: MvMemory::new(num_txns),
-            outputs: (0..num_txns).map(|_| CachePadded::new(Mutex::new(None))).collect(),
+            outputs: (0..num_txns).map(|_| Mutex::new(None)).collect(),
             failure: Mutex::new(None),
         }
     }
@@ -201,7 +200,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
         }
         let mut outputs = Vec::with_capacity(self.outputs.len());
         for (txn_idx, slot) in self.outputs.into_vec().into_iter().enumerate() {
-            match CachePadded::into_inner(slot).into_inner() {
+            match slot.into_inner() {
                 Some(output) => outputs.push(output),
                 None => return Err(SchedulerError::MissingOutput { txn_idx }),
             }
@@ -210,20 +209,32 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
     }
 }
 
-/// Runs blocks through Block-STM on a fixed number of worker threads.
+/// Runs blocks through Block-STM on a fixed set of worker threads that live as long as the
+/// runner.
 ///
-/// Workers are scoped OS threads started per block, not rayon tasks: a worker that spins
-/// waiting for work must never be the thread a rayon `join` inside a task steals onto, or
-/// the block can deadlock.
-#[derive(Clone, Copy, Debug)]
+/// The workers are a dedicated rayon pool used only through [`rayon::ThreadPool::broadcast`]:
+/// every worker runs [`BlockRun::work`] once per block. This cannot deadlock the way Block-STM
+/// on a shared rayon pool can: a worker that spins waiting for work never calls into rayon, so
+/// it never steals a nested job, and `run_lock` keeps two blocks from sharing the pool at once
+/// (two broadcasts interleaved could leave each block's workers spinning on a worker that is
+/// busy with the other block). Persistent threads also keep their allocator caches warm: fresh
+/// threads per block paid for page faults on every block.
+#[derive(Debug)]
 pub struct BlockStm {
+    pool: rayon::ThreadPool,
     threads: NonZeroUsize,
+    run_lock: std::sync::Mutex<()>,
 }
 
 impl BlockStm {
     /// A runner with `threads` workers.
     pub fn new(threads: NonZeroUsize) -> Self {
-        Self { threads }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.get())
+            .thread_name(|i| format!("block-stm-{i}"))
+            .build()
+            .expect("spawning worker threads succeeds");
+        Self { pool, threads, run_lock: std::sync::Mutex::new(()) }
     }
 
     /// Number of worker threads.
@@ -240,18 +251,19 @@ impl BlockStm {
         num_txns: usize,
     ) -> Result<(Vec<T::Output>, MvMemory<T::Key, T::Value>), SchedulerError<T::Error>> {
         let run = BlockRun::new(task, num_txns);
-        let workers = self.threads.get().min(num_txns.max(1));
-        if workers == 1 {
-            run.work();
-        } else {
-            std::thread::scope(|scope| {
-                for _ in 1..workers {
-                    scope.spawn(|| run.work());
-                }
-                run.work();
-            });
+        if num_txns > 0 {
+            let _exclusive = self.run_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.pool.broadcast(|_| run.work());
         }
         run.finish()
+    }
+
+    /// Runs `job(i, n)` once on each of the `n` workers and returns the results in worker
+    /// order: for the caller's own parallel steps (folding the final state) on threads whose
+    /// caches are warm.
+    pub fn broadcast<R: Send>(&self, job: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
+        let _exclusive = self.run_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.pool.broadcast(|ctx| job(ctx.index(), ctx.num_threads()))
     }
 }
 

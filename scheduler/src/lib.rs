@@ -62,6 +62,6 @@ pub mod types;
 
 pub use block_stm::{BlockRun, BlockStm, TaskError, TaskOutput, TransactionTask, TxnView, fold_deltas};
 pub use error::SchedulerError;
-pub use mvmemory::{MvMemory, MvRead, MvValue, ReadOrigin, ReadSet};
+pub use mvmemory::{MvMemory, MvRead, MvValue, ReadEntry, ReadOrigin, ReadSet};
 pub use scheduler::Scheduler;
 pub use types::{Incarnation, Task, TxnIndex, Version};

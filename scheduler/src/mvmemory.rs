@@ -14,11 +14,7 @@ use crate::{
     types::{Incarnation, TxnIndex, Version},
 };
 use crossbeam_utils::CachePadded;
-use std::{
-    collections::{BTreeMap, HashMap},
-    hash::{BuildHasher, Hash},
-    sync::Arc,
-};
+use std::hash::{BuildHasher, Hash};
 
 /// A value stored in the multi-version memory.
 pub trait MvValue: Clone + Send + Sync {
@@ -68,25 +64,156 @@ enum Cell<V> {
     Estimate,
 }
 
-type Versions<V> = BTreeMap<TxnIndex, Cell<V>>;
-type Shard<K, V> = HashMap<K, Versions<V>, foldhash::fast::FixedState>;
+/// The writes to one location, sorted by transaction. Most locations have one writer, so
+/// that case is stored inline; more writers spill into a sorted vector, where inserts land at
+/// the end because workers write in roughly ascending order.
+#[derive(Debug)]
+enum Versions<V> {
+    One([(TxnIndex, Cell<V>); 1]),
+    Many(Vec<(TxnIndex, Cell<V>)>),
+}
+
+impl<V> Versions<V> {
+    fn new(txn_idx: TxnIndex, cell: Cell<V>) -> Self {
+        Versions::One([(txn_idx, cell)])
+    }
+
+    fn as_slice(&self) -> &[(TxnIndex, Cell<V>)] {
+        match self {
+            Versions::One(one) => one,
+            Versions::Many(many) => many,
+        }
+    }
+
+    /// Entries of transactions below `txn_idx`, highest first.
+    fn below(&self, txn_idx: TxnIndex) -> impl Iterator<Item = (&TxnIndex, &Cell<V>)> {
+        let entries = self.as_slice();
+        // Readers are usually above every writer: skip the search then.
+        let end = match entries.last() {
+            Some((last, _)) if *last < txn_idx => entries.len(),
+            _ => entries.partition_point(|(idx, _)| *idx < txn_idx),
+        };
+        entries[..end].iter().rev().map(|(idx, cell)| (idx, cell))
+    }
+
+    fn insert(&mut self, txn_idx: TxnIndex, cell: Cell<V>) {
+        let entries = self.as_slice();
+        let search = match entries.last() {
+            // Writers come in roughly ascending order: appending needs no search.
+            Some((last, _)) if *last < txn_idx => Err(entries.len()),
+            _ => entries.binary_search_by_key(&txn_idx, |(idx, _)| *idx),
+        };
+        let pos = match search {
+            Ok(pos) => {
+                match self {
+                    Versions::One(one) => one[pos].1 = cell,
+                    Versions::Many(many) => many[pos].1 = cell,
+                }
+                return;
+            }
+            Err(pos) => pos,
+        };
+        if let Versions::One(_) = self {
+            let Versions::One([only]) = std::mem::replace(self, Versions::Many(Vec::new())) else {
+                unreachable!("matched One above")
+            };
+            *self = Versions::Many(vec![only]);
+        }
+        if let Versions::Many(many) = self {
+            many.insert(pos, (txn_idx, cell));
+        }
+    }
+
+    fn get_mut(&mut self, txn_idx: &TxnIndex) -> Option<&mut Cell<V>> {
+        let pos = self.as_slice().binary_search_by_key(txn_idx, |(idx, _)| *idx).ok()?;
+        Some(match self {
+            Versions::One(one) => &mut one[pos].1,
+            Versions::Many(many) => &mut many[pos].1,
+        })
+    }
+
+    fn remove(&mut self, txn_idx: &TxnIndex) {
+        let Ok(pos) = self.as_slice().binary_search_by_key(txn_idx, |(idx, _)| *idx) else {
+            return;
+        };
+        match self {
+            Versions::One(_) => *self = Versions::Many(Vec::new()),
+            Versions::Many(many) => {
+                many.remove(pos);
+            }
+        }
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (&TxnIndex, &Cell<V>)> {
+        self.as_slice().iter().map(|(idx, cell)| (idx, cell))
+    }
+}
+
+/// One shard: locations with their precomputed hash, in a table probed by that hash so that a
+/// location is hashed once per access, not once for the shard and again for the table.
+#[derive(Debug)]
+struct Shard<K, V> {
+    table: hashbrown::HashTable<(u64, K, Versions<V>)>,
+}
+
+impl<K: Eq, V> Shard<K, V> {
+    fn with_capacity(capacity: usize) -> Self {
+        Self { table: hashbrown::HashTable::with_capacity(capacity) }
+    }
+
+    fn get(&self, hash: u64, key: &K) -> Option<&Versions<V>> {
+        self.table.find(hash, |(h, k, _)| *h == hash && k == key).map(|(_, _, v)| v)
+    }
+
+    fn get_mut(&mut self, hash: u64, key: &K) -> Option<&mut Versions<V>> {
+        self.table.find_mut(hash, |(h, k, _)| *h == hash && k == key).map(|(_, _, v)| v)
+    }
+
+    fn insert(&mut self, hash: u64, key: K, txn_idx: TxnIndex, cell: Cell<V>) {
+        match self.table.find_mut(hash, |(h, k, _)| *h == hash && *k == key) {
+            Some((_, _, versions)) => versions.insert(txn_idx, cell),
+            None => {
+                self.table.insert_unique(hash, (hash, key, Versions::new(txn_idx, cell)), |(h, _, _)| *h);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &Versions<V>)> {
+        self.table.iter().map(|(_, k, v)| (k, v))
+    }
+}
 
 const SHARD_SEED: u64 = 0x6d76_6d65_6d6f_7279;
 
+/// One recorded read: the location (with its hash, computed once) and where the value came
+/// from.
+#[derive(Clone, Debug)]
+pub struct ReadEntry<K> {
+    hash: u64,
+    key: K,
+    origin: ReadOrigin,
+}
+
 /// The recorded reads of one incarnation.
-pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
+pub type ReadSet<K> = Vec<ReadEntry<K>>;
 
 /// Multi-version memory for one block, keyed by location `K`.
 #[derive(Debug)]
 pub struct MvMemory<K, V> {
     shards: Box<[CachePadded<RwLock<Shard<K, V>>>]>,
-    shard_hasher: foldhash::fast::FixedState,
+    hasher: foldhash::fast::FixedState,
     shard_mask: usize,
-    /// Locations the latest incarnation of each transaction wrote.
-    last_written_locations: Box<[CachePadded<Mutex<Arc<[K]>>>]>,
-    /// Reads of the latest incarnation of each transaction. An `Arc` so that a validator can
-    /// take it and release the lock while it checks.
-    last_read_set: Box<[CachePadded<Mutex<Arc<ReadSet<K>>>>]>,
+    /// Locations (with hashes) the latest incarnation of each transaction wrote. Not
+    /// cache-padded, for the reason given on the scheduler's per-transaction arrays.
+    last_written_locations: Box<[Mutex<Vec<(u64, K)>>]>,
+    /// Reads of the latest incarnation of each transaction. A validator holds the lock while it
+    /// checks; `record` replaces the set only after it released every shard lock, so the two
+    /// never wait on each other in a cycle.
+    last_read_set: Box<[Mutex<ReadSet<K>>]>,
 }
 
 impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
@@ -94,31 +221,48 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
     pub fn new(num_txns: usize) -> Self {
         // Enough shards that two workers rarely meet on one lock, few enough to stay in cache.
         let shard_count = if cfg!(loom) { 2 } else { 256 };
+        // A block writes about three locations per transaction (sender, recipient, fee); room
+        // for that up front spares the shards most of their rehashing.
+        let per_shard = (num_txns * 3).div_ceil(shard_count);
         Self {
-            shards: (0..shard_count).map(|_| CachePadded::new(RwLock::new(Shard::default()))).collect(),
-            shard_hasher: foldhash::fast::FixedState::with_seed(SHARD_SEED),
+            shards: (0..shard_count)
+                .map(|_| CachePadded::new(RwLock::new(Shard::with_capacity(per_shard))))
+                .collect(),
+            hasher: foldhash::fast::FixedState::with_seed(SHARD_SEED),
             shard_mask: shard_count - 1,
-            last_written_locations: (0..num_txns)
-                .map(|_| CachePadded::new(Mutex::new(Arc::from(Vec::new()))))
-                .collect(),
-            last_read_set: (0..num_txns)
-                .map(|_| CachePadded::new(Mutex::new(Arc::new(Vec::new()))))
-                .collect(),
+            last_written_locations: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
+            last_read_set: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
 
-    fn shard(&self, key: &K) -> &RwLock<Shard<K, V>> {
-        &self.shards[self.shard_hasher.hash_one(key) as usize & self.shard_mask]
+    /// The hash a location is filed under.
+    pub fn hash_key(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
+        // The table uses the low bits (bucket) and the top seven (control byte) of the hash;
+        // the shard takes bits from the middle so that neither is constant within a shard.
+        &self.shards[(hash >> 32) as usize & self.shard_mask]
     }
 
     /// Reads `key` as transaction `txn_idx` sees it. `Err(blocking)` if the nearest relevant
     /// write is an ESTIMATE of transaction `blocking`, whose next incarnation must run first.
     pub fn read(&self, key: &K, txn_idx: TxnIndex) -> Result<(MvRead<V>, ReadOrigin), TxnIndex> {
-        let shard = self.shard(key).read();
-        let Some(versions) = shard.get(key) else {
+        self.read_hashed(self.hash_key(key), key, txn_idx)
+    }
+
+    fn read_hashed(
+        &self,
+        hash: u64,
+        key: &K,
+        txn_idx: TxnIndex,
+    ) -> Result<(MvRead<V>, ReadOrigin), TxnIndex> {
+        let shard = self.shard(hash).read();
+        let Some(versions) = shard.get(hash, key) else {
             return Ok((MvRead::Storage, ReadOrigin::Storage));
         };
-        let mut below = versions.range(..txn_idx).rev();
+        let mut below = versions.below(txn_idx);
         let Some((&idx, cell)) = below.next() else {
             return Ok((MvRead::Storage, ReadOrigin::Storage));
         };
@@ -155,11 +299,23 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
         ))
     }
 
+    /// Reads `key` for `txn_idx` and returns the value and the entry to record in its read set.
+    pub(crate) fn read_for(&self, key: &K, txn_idx: TxnIndex) -> Result<(MvRead<V>, ReadEntry<K>), TxnIndex> {
+        let hash = self.hash_key(key);
+        let (value, origin) = self.read_hashed(hash, key, txn_idx)?;
+        Ok((value, ReadEntry { hash, key: key.clone(), origin }))
+    }
+
+    /// A read-set entry for a read whose origin the caller knows.
+    pub(crate) fn read_entry(&self, key: K, origin: ReadOrigin) -> ReadEntry<K> {
+        ReadEntry { hash: self.hash_key(&key), key, origin }
+    }
+
     /// Whether a read of `key` by `txn_idx` now would come from `origin` (without cloning).
-    fn read_matches(&self, key: &K, txn_idx: TxnIndex, origin: &ReadOrigin) -> bool {
-        let shard = self.shard(key).read();
-        let mut below = shard.get(key).into_iter().flat_map(|v| v.range(..txn_idx).rev());
-        match origin {
+    fn read_matches(&self, entry: &ReadEntry<K>, txn_idx: TxnIndex) -> bool {
+        let shard = self.shard(entry.hash).read();
+        let mut below = shard.get(entry.hash, &entry.key).into_iter().flat_map(|v| v.below(txn_idx));
+        match &entry.origin {
             ReadOrigin::Storage => below.next().is_none(),
             ReadOrigin::Version(version) => match below.next() {
                 Some((&idx, Cell::Written { incarnation, value })) => {
@@ -191,32 +347,35 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
     /// it wrote a location that the previous incarnation of the transaction did not.
     pub fn record(&self, version: Version, read_set: ReadSet<K>, write_set: Vec<(K, V)>) -> bool {
         let Version { txn_idx, incarnation } = version;
-        let new_locations: Arc<[K]> = write_set.iter().map(|(k, _)| k.clone()).collect();
+        let mut new_locations = Vec::with_capacity(write_set.len());
         for (key, value) in write_set {
-            let mut shard = self.shard(&key).write();
-            shard.entry(key).or_default().insert(txn_idx, Cell::Written { incarnation, value });
+            let hash = self.hash_key(&key);
+            new_locations.push((hash, key.clone()));
+            self.shard(hash).write().insert(hash, key, txn_idx, Cell::Written { incarnation, value });
         }
-        let previous = {
-            let mut locations = self.last_written_locations[txn_idx].lock();
-            std::mem::replace(&mut *locations, new_locations.clone())
+        let contains = |list: &[(u64, K)], (hash, key): &(u64, K)| {
+            list.iter().any(|(h, k)| h == hash && k == key)
         };
-        for stale in previous.iter().filter(|k| !new_locations.contains(k)) {
-            let mut shard = self.shard(stale).write();
-            if let Some(versions) = shard.get_mut(stale) {
+        let previous = std::mem::replace(&mut *self.last_written_locations[txn_idx].lock(), new_locations);
+        let written = self.last_written_locations[txn_idx].lock();
+        for stale in previous.iter().filter(|entry| !contains(&written, entry)) {
+            if let Some(versions) = self.shard(stale.0).write().get_mut(stale.0, &stale.1) {
                 versions.remove(&txn_idx);
             }
         }
-        *self.last_read_set[txn_idx].lock() = Arc::new(read_set);
-        new_locations.iter().any(|k| !previous.contains(k))
+        let wrote_new_location = written.iter().any(|entry| !contains(&previous, entry));
+        drop(written);
+        *self.last_read_set[txn_idx].lock() = read_set;
+        wrote_new_location
     }
 
     /// Turns the writes of the latest incarnation of `txn_idx` into ESTIMATE markers, after it
     /// was aborted: readers then wait for its next incarnation instead of reading stale data.
     pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {
-        let locations = self.last_written_locations[txn_idx].lock().clone();
-        for key in locations.iter() {
-            let mut shard = self.shard(key).write();
-            if let Some(cell) = shard.get_mut(key).and_then(|v| v.get_mut(&txn_idx)) {
+        let locations = self.last_written_locations[txn_idx].lock();
+        for (hash, key) in locations.iter() {
+            let mut shard = self.shard(*hash).write();
+            if let Some(cell) = shard.get_mut(*hash, key).and_then(|v| v.get_mut(&txn_idx)) {
                 *cell = Cell::Estimate;
             }
         }
@@ -225,8 +384,14 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
     /// Whether every read of the latest incarnation of `txn_idx` would still return the same
     /// version (`validate_read_set` in the paper).
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
-        let read_set = self.last_read_set[txn_idx].lock().clone();
-        read_set.iter().all(|(key, origin)| self.read_matches(key, txn_idx, origin))
+        let read_set = self.last_read_set[txn_idx].lock();
+        read_set.iter().all(|entry| self.read_matches(entry, txn_idx))
+    }
+
+    /// Number of shards the locations are spread over; [`MvMemory::for_each_final_in`] takes
+    /// ranges of them so that callers can fold the final state on several threads.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
     /// Visits every written location with its final writes, top-down, through the first full
@@ -236,9 +401,18 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
     /// happen after a completed run and means an invariant broke.
     pub fn for_each_final(
         &self,
+        visit: impl FnMut(&K, &mut dyn Iterator<Item = (TxnIndex, &V)>),
+    ) -> Result<(), TxnIndex> {
+        self.for_each_final_in(0..self.shards.len(), visit)
+    }
+
+    /// [`MvMemory::for_each_final`] restricted to the locations of the given shards.
+    pub fn for_each_final_in(
+        &self,
+        shards: std::ops::Range<usize>,
         mut visit: impl FnMut(&K, &mut dyn Iterator<Item = (TxnIndex, &V)>),
     ) -> Result<(), TxnIndex> {
-        for shard in self.shards.iter() {
+        for shard in &self.shards[shards] {
             let shard = shard.read();
             for (key, versions) in shard.iter() {
                 if let Some((&idx, _)) = versions.iter().find(|(_, c)| matches!(c, Cell::Estimate)) {
@@ -254,9 +428,14 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
         Ok(())
     }
 
+    /// Number of distinct locations written (for sizing the caller's maps).
+    pub fn locations(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
     /// The locations the latest incarnation of `txn_idx` wrote.
-    pub fn written_locations(&self, txn_idx: TxnIndex) -> Arc<[K]> {
-        self.last_written_locations[txn_idx].lock().clone()
+    pub fn written_locations(&self, txn_idx: TxnIndex) -> Vec<K> {
+        self.last_written_locations[txn_idx].lock().iter().map(|(_, k)| k.clone()).collect()
     }
 }
 
@@ -301,7 +480,7 @@ mod tests {
         let (read, origin) = mv.read(&1, 4).unwrap();
         assert_eq!(read, MvRead::Deltas { deltas: vec![Val::Add(2), Val::Add(1)], base: None });
         assert!(matches!(origin, ReadOrigin::Chain { from_storage: true, .. }));
-        mv.record(Version::new(3, 0), vec![(1, origin.clone())], vec![]);
+        mv.record(Version::new(3, 0), vec![mv.read_entry(1, origin.clone())], vec![]);
         assert!(mv.validate_read_set(3));
         // A full write below the chain invalidates the reader.
         mv.record(Version::new(1, 0), vec![], vec![(1, Val::Full(100))]);
@@ -322,11 +501,11 @@ mod tests {
     #[test]
     fn validation_detects_new_and_changed_writes() {
         let mv = MvMemory::<u8, Val>::new(3);
-        mv.record(Version::new(2, 0), vec![(5, ReadOrigin::Storage)], vec![]);
+        mv.record(Version::new(2, 0), vec![mv.read_entry(5, ReadOrigin::Storage)], vec![]);
         assert!(mv.validate_read_set(2));
         mv.record(Version::new(0, 0), vec![], vec![(5, Val::Full(1))]);
         assert!(!mv.validate_read_set(2));
-        mv.record(Version::new(2, 1), vec![(5, ReadOrigin::Version(Version::new(0, 0)))], vec![]);
+        mv.record(Version::new(2, 1), vec![mv.read_entry(5, ReadOrigin::Version(Version::new(0, 0)))], vec![]);
         assert!(mv.validate_read_set(2));
         mv.record(Version::new(0, 1), vec![], vec![(5, Val::Full(1))]);
         assert!(!mv.validate_read_set(2), "same value, new incarnation: still a new version");

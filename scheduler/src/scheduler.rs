@@ -63,9 +63,12 @@ pub struct Scheduler {
     /// `SeqCst` so that a worker that sees it also sees every write made before it.
     done_marker: CachePadded<AtomicBool>,
     /// Transactions suspended until the transaction at this index finishes executing.
-    txn_dependency: Box<[CachePadded<Mutex<Vec<TxnIndex>>>]>,
+    /// Per-transaction entries are not cache-padded: padding would make a 10,000-transaction
+    /// block allocate and fault in megabytes per array, and two workers rarely touch
+    /// neighbouring transactions' entries at the same moment.
+    txn_dependency: Box<[Mutex<Vec<TxnIndex>>]>,
     /// Incarnation and status per transaction.
-    txn_status: Box<[CachePadded<Mutex<TxnState>>]>,
+    txn_status: Box<[Mutex<TxnState>]>,
 }
 
 impl Scheduler {
@@ -78,14 +81,9 @@ impl Scheduler {
             decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
             num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
             done_marker: CachePadded::new(AtomicBool::new(num_txns == 0)),
-            txn_dependency: (0..num_txns).map(|_| CachePadded::new(Mutex::new(Vec::new()))).collect(),
+            txn_dependency: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
             txn_status: (0..num_txns)
-                .map(|_| {
-                    CachePadded::new(Mutex::new(TxnState {
-                        incarnation: 0,
-                        status: Status::ReadyToExecute,
-                    }))
-                })
+                .map(|_| Mutex::new(TxnState { incarnation: 0, status: Status::ReadyToExecute }))
                 .collect(),
         }
     }

@@ -8,6 +8,11 @@ use proptest::prelude::*;
 use std::num::NonZeroUsize;
 use toy::{Op, ToyTask, Txn, final_state, sequential};
 
+/// Runners with 1, 2 and 8 workers, shared by every case (each owns a thread pool).
+static RUNNERS: std::sync::LazyLock<[BlockStm; 3]> = std::sync::LazyLock::new(|| {
+    [1, 2, 8].map(|n| BlockStm::new(NonZeroUsize::new(n).unwrap()))
+});
+
 fn op(keys: u8) -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..keys).prop_map(Op::Read),
@@ -31,8 +36,8 @@ fn block() -> impl Strategy<Value = (Vec<Txn>, Vec<u32>)> {
 fn check(block: Vec<Txn>, work: Vec<u32>) -> Result<(), TestCaseError> {
     let (expected_outputs, expected_state) = sequential(&block);
     let task = ToyTask { block, work };
-    for threads in [1usize, 2, 8] {
-        let runner = BlockStm::new(NonZeroUsize::new(threads).unwrap());
+    for runner in RUNNERS.iter() {
+        let threads = runner.threads();
         let (outputs, memory) = runner.run(&task, task.block.len()).expect("run succeeds");
         prop_assert_eq!(&outputs, &expected_outputs, "outputs, {} threads", threads);
         let mut state = final_state(&memory);
@@ -81,12 +86,13 @@ fn tiny_blocks_many_times_three_threads() {
         vec![vec![Op::Read(1), Op::Write(0)], vec![Op::Read(0), Op::Branch(1, 2)], vec![Op::Read(2), Op::Read(1)]],
         vec![vec![Op::Add(0, 1)], vec![Op::Add(0, 2)], vec![Op::Read(0), Op::Write(1)]],
     ];
+    let runner = BlockStm::new(NonZeroUsize::new(3).unwrap());
     for round in 0..3000 {
         let block = blocks[round % blocks.len()].clone();
         let work = vec![(round % 7) as u32 * 10; block.len()];
         let (expected_outputs, _) = sequential(&block);
         let task = ToyTask { block, work };
-        let (outputs, _) = BlockStm::new(NonZeroUsize::new(3).unwrap()).run(&task, 3).unwrap();
+        let (outputs, _) = runner.run(&task, 3).unwrap();
         assert_eq!(outputs, expected_outputs);
     }
 }

@@ -48,7 +48,7 @@ fn mix(acc: u64, v: u64) -> u64 {
 fn run_txn(txn: &Txn, mut read: impl FnMut(u8) -> Result<u64, TxnIndex>) -> Result<(u64, BTreeMap<u8, Val>), TxnIndex> {
     let mut acc = 0u64;
     let mut local: BTreeMap<u8, Val> = BTreeMap::new();
-    let mut write = |local: &mut BTreeMap<u8, Val>, key: u8, val: Val| {
+    let write = |local: &mut BTreeMap<u8, Val>, key: u8, val: Val| {
         let merged = match (local.get(&key), &val) {
             (Some(Val::Full(base)), Val::Add(n)) => Val::Full(base.wrapping_add(*n)),
             (Some(Val::Add(m)), Val::Add(n)) => Val::Add(m.wrapping_add(*n)),
