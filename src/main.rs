@@ -23,6 +23,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a one-command dev chain: one validator, the test mnemonic's first 10 accounts
+    /// funded with 10,000 ETH, JSON-RPC on 127.0.0.1:8545.
+    Dev(DevArgs),
+    /// Create a node's database from a genesis file.
+    Init {
+        /// Genesis file (geth format plus a `consensus` section).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Data directory.
+        #[arg(long)]
+        datadir: Option<PathBuf>,
+    },
+    /// Run a node from a config file; flags override the file.
+    Node(NodeArgs),
     /// Run ethereum/tests GeneralStateTests files (or directories of them) through the
     /// executor and compare post-state roots and logs.
     Statetest {
@@ -68,12 +82,87 @@ enum BenchCommand {
     },
 }
 
+/// Flags shared by `dev` and `node`.
+#[derive(Debug, Clone, clap::Args)]
+struct CommonArgs {
+    /// Data directory.
+    #[arg(long)]
+    datadir: Option<PathBuf>,
+    /// JSON-RPC listen address.
+    #[arg(long = "http.addr")]
+    http_addr: Option<std::net::IpAddr>,
+    /// JSON-RPC port (HTTP and WebSocket).
+    #[arg(long = "http.port")]
+    http_port: Option<u16>,
+    /// Alias of --http.port: the WebSocket endpoint shares the HTTP port.
+    #[arg(long = "ws.port")]
+    ws_port: Option<u16>,
+    /// Separate Prometheus listener (ip:port); /metrics on the RPC port is always served.
+    #[arg(long = "metrics.addr")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Block-STM worker threads.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Execute blocks sequentially (the reference executor) instead of with Block-STM.
+    #[arg(long)]
+    sequential: bool,
+    /// Past block states kept for RPC and reorgs.
+    #[arg(long)]
+    history: Option<u64>,
+    /// Pool limits for load tests (much higher than geth's defaults).
+    #[arg(long = "txpool.load-test")]
+    txpool_load_test: bool,
+    /// Print one line per committed block.
+    #[arg(long)]
+    print_blocks: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct DevArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Slot length, e.g. 1s, 500ms (at least 100ms).
+    #[arg(long, default_value = "1s")]
+    block_time: String,
+    /// Block gas limit.
+    #[arg(long, default_value_t = 30_000_000)]
+    gas_limit: u64,
+    /// Fund this many load-test accounts (the ones `loadgen --accounts N` uses).
+    #[arg(long, default_value_t = 0)]
+    prefund_loadgen: u64,
+    /// Seed of the load-test accounts.
+    #[arg(long, default_value_t = 1)]
+    loadgen_seed: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct NodeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Config file (TOML).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Genesis file (needed if the data directory is empty).
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Validator key file (hex secp256k1 private key).
+    #[arg(long = "validator.key")]
+    validator_key: Option<PathBuf>,
+}
+
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
 fn main() -> ExitCode {
     chaind::alloc::configure();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -86,6 +175,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Dev(args) => commands::dev(args).map(|()| ExitCode::SUCCESS),
+        Command::Init { genesis, datadir } => commands::init(&genesis, datadir).map(|()| ExitCode::SUCCESS),
+        Command::Node(args) => commands::node(args).map(|()| ExitCode::SUCCESS),
         Command::Statetest { paths, verbose } => {
             let mut reports = Vec::new();
             for path in &paths {
@@ -123,5 +215,213 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+mod commands {
+    use super::{CommonArgs, DevArgs, NodeArgs};
+    use anyhow::Context as _;
+    use chain_executor::ExecutionMode;
+    use chain_primitives::ChainGenesis;
+    use chaind::{
+        config::{FileConfig, RpcSection, default_datadir},
+        dev,
+        node::{Node, NodeConfig, now_ms},
+        run::{RunOptions, run},
+    };
+    use std::{num::NonZeroUsize, path::{Path, PathBuf}};
+
+    fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+        metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok()
+    }
+
+    fn execution_mode(common: &CommonArgs, file: &FileConfig) -> anyhow::Result<ExecutionMode> {
+        if common.sequential || file.execution.sequential {
+            return Ok(ExecutionMode::Sequential);
+        }
+        let threads = common.threads.or(file.execution.threads).unwrap_or_else(super::default_threads);
+        Ok(ExecutionMode::Parallel(NonZeroUsize::new(threads).context("--threads must be at least 1")?))
+    }
+
+    fn rpc_section(common: &CommonArgs, file: &FileConfig) -> RpcSection {
+        let mut rpc = file.rpc.clone();
+        if let Some(addr) = common.http_addr {
+            rpc.addr = addr;
+        }
+        if let Some(port) = common.http_port.or(common.ws_port) {
+            rpc.port = port;
+        }
+        rpc
+    }
+
+    fn pool_config(common: &CommonArgs, file: &FileConfig) -> anyhow::Result<chain_txpool::PoolConfig> {
+        let load_test = common.txpool_load_test
+            || match file.txpool.profile.as_deref() {
+                None | Some("default") => false,
+                Some("load-test") => true,
+                Some(other) => anyhow::bail!("field `txpool.profile`: unknown profile {other:?} (default, load-test)"),
+            };
+        // Chain id and gas limit are filled in by the node from the genesis.
+        let mut config = if load_test {
+            chain_txpool::PoolConfig::load_test(0, 0)
+        } else {
+            chain_txpool::PoolConfig::new(0, 0)
+        };
+        chaind::node::apply_pool_limits(&mut config, file.txpool.max_per_sender, file.txpool.max_total);
+        Ok(config)
+    }
+
+    fn state_config(common: &CommonArgs, file: &FileConfig) -> chain_state::StateConfig {
+        let mut config = chain_state::StateConfig::default();
+        if let Some(history) = common.history.or(file.state.history_blocks) {
+            config.history_blocks = history;
+        }
+        config
+    }
+
+    fn client_version() -> String {
+        format!("chaind/v{}/{}-{}", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
+    }
+
+    pub(super) fn dev(args: DevArgs) -> anyhow::Result<()> {
+        let file = FileConfig::default();
+        let block_time_ms = chain_primitives::genesis::parse_duration_ms(&args.block_time)
+            .map_err(|e| anyhow::anyhow!("--block-time: {e}"))?;
+        anyhow::ensure!(
+            block_time_ms >= chain_primitives::genesis::MIN_BLOCK_TIME_MS,
+            "--block-time must be at least 100ms"
+        );
+        anyhow::ensure!(args.gas_limit >= 21_000, "--gas-limit must be at least 21000");
+        let datadir = args.common.datadir.clone().unwrap_or_else(|| PathBuf::from("./data"));
+        let signers = dev::dev_signers()?;
+        let genesis = dev::dev_genesis(
+            &dev::DevOptions {
+                block_time_ms,
+                gas_limit: args.gas_limit,
+                prefund_loadgen: args.prefund_loadgen,
+                loadgen_seed: args.loadgen_seed,
+                timestamp: now_ms() / 1000,
+            },
+            &signers,
+        )?;
+        let prometheus = install_metrics();
+        let rpc = rpc_section(&args.common, &file);
+        let mut pool = pool_config(&args.common, &file)?;
+        if args.prefund_loadgen > 0 && !args.common.txpool_load_test {
+            // A load test needs the big pool; dev chains with load-test accounts get it.
+            pool = chain_txpool::PoolConfig::load_test(0, 0);
+        }
+        let node = Node::open(NodeConfig {
+            datadir: datadir.clone(),
+            genesis,
+            validator_key: Some(signers[0].clone()),
+            execution: execution_mode(&args.common, &file)?,
+            state: state_config(&args.common, &file),
+            pool,
+            dev_accounts: signers.iter().map(|s| s.address()).collect(),
+            client_version: client_version(),
+        })?;
+        println!("{}", dev::banner(&signers, &format!("http://{}:{}", rpc.addr, rpc.port), &datadir, args.prefund_loadgen));
+        println!("Head: block {}\n", node.head_number());
+        run(
+            node,
+            RunOptions {
+                rpc: chaind::node::rpc_config(&rpc),
+                metrics_addr: args.common.metrics_addr,
+                produce: true,
+                print_blocks: args.common.print_blocks,
+            },
+            prometheus,
+        )
+    }
+
+    pub(super) fn init(genesis: &Path, datadir: Option<PathBuf>) -> anyhow::Result<()> {
+        let genesis = ChainGenesis::load(genesis)?;
+        let datadir = datadir.unwrap_or_else(default_datadir);
+        let node = Node::open(NodeConfig {
+            datadir: datadir.clone(),
+            genesis,
+            validator_key: None,
+            execution: ExecutionMode::Sequential,
+            state: chain_state::StateConfig::default(),
+            pool: chain_txpool::PoolConfig::new(0, 0),
+            dev_accounts: Vec::new(),
+            client_version: client_version(),
+        })?;
+        let head = node.head();
+        println!(
+            "initialized {} at block {} (genesis {})",
+            datadir.display(),
+            head.block.number(),
+            node.chain().block(0)?.map(|b| b.block.hash()).unwrap_or_default()
+        );
+        Ok(())
+    }
+
+    fn read_key(path: &Path) -> anyhow::Result<alloy_signer_local::PrivateKeySigner> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read validator key {}", path.display()))?;
+        text.trim()
+            .parse::<alloy_signer_local::PrivateKeySigner>()
+            .map_err(|e| anyhow::anyhow!("validator key {}: not a hex secp256k1 private key ({e})", path.display()))
+    }
+
+    pub(super) fn node(args: NodeArgs) -> anyhow::Result<()> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        if !file.network.peers.is_empty() {
+            tracing::warn!("networking is not part of this build: `network.peers` is ignored");
+        }
+        let datadir = args.common.datadir.clone().or(file.datadir.clone()).unwrap_or_else(default_datadir);
+        let genesis_path = args.genesis.clone().or(file.genesis.clone());
+        let genesis = match genesis_path {
+            Some(path) => ChainGenesis::load(&path)?,
+            None => {
+                let probe = chain_state::StateDb::open(datadir.join("db"), chain_state::StateConfig::for_tests())
+                    .with_context(|| format!("no --genesis given and no database in {}", datadir.display()))?;
+                let store = chaind::node::chain::ChainStore::new(probe);
+                let json = store
+                    .genesis_json()?
+                    .with_context(|| format!("{} holds no chain: run `chaind init --genesis FILE` first", datadir.display()))?;
+                drop(store);
+                serde_json::from_slice(&json).context("stored genesis is corrupt")?
+            }
+        };
+        let key_path = args.validator_key.clone().or(file.validator.key_file.clone());
+        let validator_key = key_path.as_deref().map(read_key).transpose()?;
+        if let Some(key) = &validator_key {
+            anyhow::ensure!(
+                genesis.consensus.validators.iter().any(|v| v.address == key.address()),
+                "validator key {} is not in the genesis validator set",
+                key.address()
+            );
+        }
+        let produce = validator_key.is_some() && genesis.consensus.validators.len() == 1;
+        if validator_key.is_some() && !produce {
+            tracing::warn!("several validators need peer-to-peer networking, which this build lacks: not producing");
+        }
+        let prometheus = install_metrics();
+        let rpc = rpc_section(&args.common, &file);
+        let node = Node::open(NodeConfig {
+            datadir,
+            genesis,
+            validator_key,
+            execution: execution_mode(&args.common, &file)?,
+            state: state_config(&args.common, &file),
+            pool: pool_config(&args.common, &file)?,
+            dev_accounts: Vec::new(),
+            client_version: client_version(),
+        })?;
+        run(
+            node,
+            RunOptions {
+                rpc: chaind::node::rpc_config(&rpc),
+                metrics_addr: args.common.metrics_addr.or(file.metrics.addr),
+                produce,
+                print_blocks: args.common.print_blocks,
+            },
+            prometheus,
+        )
     }
 }

@@ -10,12 +10,13 @@ use alloy_primitives::{Address, Bytes, U256};
 use chain_primitives::{Account, KECCAK_EMPTY};
 use revm::{
     Database, MainBuilder,
+    context_interface::ContextSetters,
     context::{
         TxEnv,
         result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction, Output},
     },
     context_interface::{ContextTr, JournalTr},
-    handler::{EthFrame, EvmTr, FrameTr, Handler, MainnetContext, MainnetHandler},
+    handler::{EthFrame, EvmTr, FrameTr, Handler, MainnetContext, MainnetEvm, MainnetHandler},
     interpreter::interpreter::EthInterpreter,
     state::{AccountInfo, Bytecode, EvmState},
 };
@@ -56,27 +57,45 @@ pub(crate) enum FeePayment {
     Deferred,
 }
 
-/// Executes one transaction over `db` and returns revm's result and the touched state.
+/// An EVM set up for one block's environment, reused across the block's transactions:
+/// building one costs more than executing a plain transfer.
+pub(crate) type BlockEvm<DB> = MainnetEvm<MainnetContext<DB>>;
+
+/// An EVM over `db` for the block of `env`.
+pub(crate) fn block_evm<DB: Database>(env: &ExecutionEnv, db: DB) -> BlockEvm<DB> {
+    MainnetContext::<DB>::new(db, env.spec)
+        .with_cfg(env.cfg.clone())
+        .with_block(env.revm_block.clone())
+        .build_mainnet()
+}
+
+/// Executes one transaction on `evm` and returns revm's result and the touched state; the
+/// journal is empty again afterwards, ready for the next transaction.
+pub(crate) fn run_tx<DB: Database>(
+    evm: &mut BlockEvm<DB>,
+    tx: TxEnv,
+    fees: FeePayment,
+) -> Result<(ExecutionResult<HaltReason>, EvmState), EVMError<DB::Error, InvalidTransaction>> {
+    evm.ctx.set_tx(tx);
+    let result = match fees {
+        FeePayment::ByEvm => MainnetHandler::<_, EVMError<DB::Error, InvalidTransaction>, _>::default()
+            .run(evm),
+        FeePayment::Deferred => {
+            DeferredFeeHandler::<_, EVMError<DB::Error, InvalidTransaction>>(PhantomData).run(evm)
+        }
+    };
+    let state = evm.ctx.journal_mut().finalize();
+    result.map(|result| (result, state))
+}
+
+/// Executes one transaction over `db` with a fresh EVM.
 pub(crate) fn transact<DB: Database>(
     env: &ExecutionEnv,
     db: DB,
     tx: TxEnv,
     fees: FeePayment,
 ) -> Result<(ExecutionResult<HaltReason>, EvmState), EVMError<DB::Error, InvalidTransaction>> {
-    let mut evm = MainnetContext::<DB>::new(db, env.spec)
-        .with_cfg(env.cfg.clone())
-        .with_block(env.revm_block.clone())
-        .with_tx(tx)
-        .build_mainnet();
-    let result = match fees {
-        FeePayment::ByEvm => MainnetHandler::<_, EVMError<DB::Error, InvalidTransaction>, _>::default()
-            .run(&mut evm),
-        FeePayment::Deferred => {
-            DeferredFeeHandler::<_, EVMError<DB::Error, InvalidTransaction>>(PhantomData).run(&mut evm)
-        }
-    };
-    let state = evm.ctx.journal_mut().finalize();
-    result.map(|result| (result, state))
+    run_tx(&mut block_evm(env, db), tx, fees)
 }
 
 /// The priority fee a transaction pays the beneficiary: gas used times the tip per gas.

@@ -11,6 +11,8 @@
 //! Transactions arrive with their senders recovered (`revm`'s [`TxEnv`]); signature recovery
 //! is the transaction pool's job, done once per transaction and off this path.
 
+/// Simulation without commit (`eth_call`, `eth_estimateGas`) and state overrides.
+pub mod call;
 /// Per-hash cache of analysed contract code.
 pub mod code_cache;
 mod diff;
@@ -31,6 +33,7 @@ pub mod tx;
 pub mod workload;
 
 pub use chain_scheduler::TxnIndex;
+pub use call::{AccountOverride, OverriddenState, SimulationOptions, SimulationOutcome, simulate};
 pub use code_cache::CodeCache;
 pub use env::{BlockEnv, DEFAULT_SPEC, ExecutionEnv};
 pub use error::ExecutorError;
@@ -82,6 +85,11 @@ impl Executor {
     /// The execution mode.
     pub fn mode(&self) -> ExecutionMode {
         self.mode
+    }
+
+    /// The analysed-code cache shared by every block this executor runs.
+    pub fn code_cache(&self) -> Arc<CodeCache> {
+        self.codes.clone()
     }
 
     /// Executes `txs` over `state` (the state at the parent block).

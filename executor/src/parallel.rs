@@ -12,8 +12,8 @@ use crate::{
     CodeCache, ExecutionEnv, ExecutorError,
     diff::{FinalAccount, build_diff, state_error},
     evm::{
-        FeePayment, account_effect, add_balance, info_from_account,
-        maybe_precompile, receipt, skip_reason, transact,
+        BlockEvm, FeePayment, account_effect, add_balance, block_evm, info_from_account,
+        maybe_precompile, receipt, run_tx, skip_reason,
     },
     outcome::{BlockOutput, SkipReason, TxOutcome},
 };
@@ -123,22 +123,58 @@ impl<S: StateReader> EvmTask<'_, S> {
     }
 }
 
-/// revm's database for one incarnation.
-struct MvDb<'t, 'v, 'm, S> {
-    task: &'t EvmTask<'t, S>,
-    view: &'v mut TxnView<'m, Location, MemValue>,
+/// revm's database for the incarnations one worker executes.
+///
+/// The worker keeps one EVM for the whole block (building one per transaction cost more than
+/// executing a transfer), so its database cannot borrow the task and the incarnation's view
+/// for a lifetime the type system sees. It holds them as pointers instead, set by
+/// `EvmTask::execute` before it runs the EVM and cleared right after: the EVM calls the
+/// database only inside that window, and outside it the accessors return an error instead of
+/// dereferencing.
+struct WorkerDb<S> {
+    task: *const (),
+    view: *mut (),
     deferred_recipient: Option<Address>,
     /// What each account read returned, to tell real writes from touches.
     loaded: HashMap<Address, Option<Account>>,
+    _state: std::marker::PhantomData<fn() -> S>,
 }
 
-impl<S: StateReader> MvDb<'_, '_, '_, S> {
+impl<S: StateReader> WorkerDb<S> {
+    fn new() -> Self {
+        Self {
+            task: std::ptr::null(),
+            view: std::ptr::null_mut(),
+            deferred_recipient: None,
+            loaded: HashMap::default(),
+            _state: std::marker::PhantomData,
+        }
+    }
+
+    fn task(&self) -> Result<&EvmTask<'_, S>, MvDbError> {
+        if self.task.is_null() {
+            return Err(MvDbError::Invariant("no transaction is executing"));
+        }
+        // SAFETY: non-null only between `EvmTask::execute` setting it to its `&self` and
+        // clearing it, during which the task outlives this borrow.
+        Ok(unsafe { &*self.task.cast::<EvmTask<'_, S>>() })
+    }
+
+    fn view(&mut self) -> Result<&mut TxnView<'_, Location, MemValue>, MvDbError> {
+        if self.view.is_null() {
+            return Err(MvDbError::Invariant("no transaction is executing"));
+        }
+        // SAFETY: non-null only between `EvmTask::execute` setting it to its exclusive `view`
+        // argument and clearing it; nothing else uses that view meanwhile.
+        Ok(unsafe { &mut *self.view.cast::<TxnView<'_, Location, MemValue>>() })
+    }
+
     fn committed_account(&self, address: &Address) -> Result<Option<Account>, MvDbError> {
-        self.task.state.account(address).map_err(|e| MvDbError::State(e.to_string()))
+        self.task()?.state.account(address).map_err(|e| MvDbError::State(e.to_string()))
     }
 
     fn read_account(&mut self, address: Address) -> Result<Option<Account>, MvDbError> {
-        match self.view.read(&Location::Account(address)).map_err(MvDbError::Dependency)? {
+        match self.view()?.read(&Location::Account(address)).map_err(MvDbError::Dependency)? {
             MvRead::Storage => self.committed_account(&address),
             MvRead::Value(MemValue::Account(account)) => Ok(account),
             MvRead::Deltas { deltas, base } => {
@@ -157,7 +193,7 @@ impl<S: StateReader> MvDb<'_, '_, '_, S> {
     }
 }
 
-impl<S: StateReader> revm::Database for &mut MvDb<'_, '_, '_, S> {
+impl<S: StateReader> revm::Database for WorkerDb<S> {
     type Error = MvDbError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
@@ -169,18 +205,18 @@ impl<S: StateReader> revm::Database for &mut MvDb<'_, '_, '_, S> {
         let account = self.read_account(address)?;
         self.loaded.entry(address).or_insert(account);
         let Some(account) = account else { return Ok(None) };
-        let code = if account.has_code() { self.task.code(account.code_hash)? } else { None };
+        let code = if account.has_code() { self.task()?.code(account.code_hash)? } else { None };
         Ok(Some(info_from_account(account, code)))
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        Ok(self.task.code(code_hash)?.unwrap_or_default())
+        Ok(self.task()?.code(code_hash)?.unwrap_or_default())
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, Self::Error> {
-        match self.view.read(&Location::Storage(address, index)).map_err(MvDbError::Dependency)? {
+        match self.view()?.read(&Location::Storage(address, index)).map_err(MvDbError::Dependency)? {
             MvRead::Storage => self
-                .task
+                .task()?
                 .state
                 .storage(&address, &index)
                 .map_err(|e| MvDbError::State(e.to_string())),
@@ -190,7 +226,7 @@ impl<S: StateReader> revm::Database for &mut MvDb<'_, '_, '_, S> {
     }
 
     fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
-        self.task.state.block_hash(number).map_err(|e| MvDbError::State(e.to_string()))
+        self.task()?.state.block_hash(number).map_err(|e| MvDbError::State(e.to_string()))
     }
 }
 
@@ -201,9 +237,15 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
     type Value = MemValue;
     type Output = TxResult;
     type Error = ExecutorError;
+    type Worker = BlockEvm<WorkerDb<S>>;
+
+    fn worker(&self) -> Self::Worker {
+        block_evm(self.env, WorkerDb::new())
+    }
 
     fn execute(
         &self,
+        evm: &mut Self::Worker,
         txn_idx: TxnIndex,
         _incarnation: chain_scheduler::Incarnation,
         view: &mut TxnView<'_, Location, MemValue>,
@@ -216,8 +258,16 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
             other => TaskError::Fatal(ExecutorError::Evm { txn_idx, message: other.to_string() }),
         };
         let deferred_recipient = self.deferred_recipient(tx).map_err(fatal)?;
-        let mut db = MvDb { task: self, view, deferred_recipient, loaded: HashMap::default() };
-        let (result, state) = match transact(self.env, &mut db, tx.clone(), FeePayment::Deferred) {
+        let db = &mut evm.ctx.journaled_state.database;
+        db.task = (self as *const Self).cast();
+        db.view = (view as *mut TxnView<'_, Location, MemValue>).cast();
+        db.deferred_recipient = deferred_recipient;
+        db.loaded.clear();
+        let executed = run_tx(evm, tx.clone(), FeePayment::Deferred);
+        let db = &mut evm.ctx.journaled_state.database;
+        db.task = std::ptr::null();
+        db.view = std::ptr::null_mut();
+        let (result, state) = match executed {
             Ok(executed) => executed,
             Err(EVMError::Database(e)) => return Err(fatal(e)),
             Err(error) => {
@@ -237,7 +287,7 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
                 return Ok(TaskOutput { writes: Vec::new(), output });
             }
         };
-        let loaded = std::mem::take(&mut db.loaded);
+        let loaded = &db.loaded;
         let receipt = receipt(self.env, tx, result);
         let fee = receipt.beneficiary_fee;
         let beneficiary = self.env.block.beneficiary;

@@ -4,7 +4,7 @@
 use crate::{
     CodeCache, ExecutionEnv, ExecutorError,
     diff::{FinalAccount, build_diff},
-    evm::{FeePayment, account_effect, info_from_account, receipt, skip_reason, transact},
+    evm::{FeePayment, account_effect, block_evm, info_from_account, receipt, run_tx, skip_reason},
     outcome::{BlockOutput, SkipReason, TxOutcome},
 };
 use alloy_primitives::{Address, B256, Bloom, Bytes, U256, map::HashMap};
@@ -33,7 +33,7 @@ struct OverlayAccount {
 }
 
 /// The block's writes so far over the committed state.
-struct Overlay<'a, S> {
+pub(crate) struct Overlay<'a, S> {
     base: &'a S,
     codes: &'a CodeCache,
     accounts: HashMap<Address, OverlayAccount>,
@@ -110,6 +110,17 @@ impl<S: StateReader> revm::Database for &mut Overlay<'_, S> {
     }
 }
 
+/// An empty overlay over `state`, for simulations that must not commit.
+pub(crate) fn overlay<'a, S: StateReader>(state: &'a S, codes: &'a CodeCache) -> Overlay<'a, S> {
+    Overlay {
+        base: state,
+        codes,
+        accounts: HashMap::default(),
+        new_codes: HashMap::default(),
+        new_bytecode: HashMap::default(),
+    }
+}
+
 /// Executes `txs` one after another over `state` (the state at the parent block).
 pub fn execute_sequential<S: StateReader>(
     state: &S,
@@ -127,6 +138,7 @@ pub fn execute_sequential<S: StateReader>(
     let mut outcomes = Vec::with_capacity(txs.len());
     let mut gas_used = 0u64;
     let mut bloom = Bloom::ZERO;
+    let mut evm = block_evm(env, &mut overlay);
     for (txn_idx, tx) in txs.iter().enumerate() {
         let remaining = env.block.gas_limit.saturating_sub(gas_used);
         if tx.gas_limit > remaining {
@@ -136,9 +148,9 @@ pub fn execute_sequential<S: StateReader>(
             }));
             continue;
         }
-        match transact(env, &mut overlay, tx.clone(), FeePayment::ByEvm) {
+        match run_tx(&mut evm, tx.clone(), FeePayment::ByEvm) {
             Ok((result, evm_state)) => {
-                overlay.commit(evm_state);
+                evm.ctx.journaled_state.database.commit(evm_state);
                 let mut receipt = receipt(env, tx, result);
                 gas_used += receipt.gas_used;
                 receipt.cumulative_gas_used = gas_used;
@@ -156,6 +168,7 @@ pub fn execute_sequential<S: StateReader>(
             },
         }
     }
+    drop(evm);
     let Overlay { accounts, new_codes, .. } = overlay;
     let accounts = accounts
         .into_iter()

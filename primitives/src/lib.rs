@@ -12,6 +12,8 @@
 pub mod account;
 /// Blocks, headers and consensus seals.
 pub mod block;
+/// Deterministic keys of dev and load-test accounts.
+pub mod dev;
 /// The state diff that block execution produces and the state commits.
 pub mod diff;
 /// Errors of this crate.

@@ -39,10 +39,17 @@ pub trait TransactionTask: Sync {
     type Output: Send;
     /// A fatal error.
     type Error: Send;
+    /// Scratch state a worker keeps across the transactions it executes in one block (an
+    /// interpreter instance, buffers), so that each execution need not build them anew.
+    type Worker;
+
+    /// A fresh worker state; called once per worker thread and block.
+    fn worker(&self) -> Self::Worker;
 
     /// Executes transaction `txn_idx` reading through `view`.
     fn execute(
         &self,
+        worker: &mut Self::Worker,
         txn_idx: TxnIndex,
         incarnation: Incarnation,
         view: &mut TxnView<'_, Self::Key, Self::Value>,
@@ -117,10 +124,11 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
 
     /// One worker: takes tasks until the block is done. Run it on every thread.
     pub fn work(&self) {
+        let mut worker = self.task.worker();
         let mut task = None;
         while !self.scheduler.done() {
             task = match task {
-                Some(Task::Execution(version)) => self.try_execute(version),
+                Some(Task::Execution(version)) => self.try_execute(&mut worker, version),
                 Some(Task::Validation(version)) => self.validate(version),
                 None => {
                     let next = self.scheduler.next_task();
@@ -133,12 +141,12 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
         }
     }
 
-    fn try_execute(&self, version: Version) -> Option<Task> {
+    fn try_execute(&self, worker: &mut T::Worker, version: Version) -> Option<Task> {
         let Version { txn_idx, incarnation } = version;
         loop {
             let mut view = TxnView::new(&self.memory, txn_idx);
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                self.task.execute(txn_idx, incarnation, &mut view)
+                self.task.execute(worker, txn_idx, incarnation, &mut view)
             }));
             match result {
                 Ok(Ok(TaskOutput { writes, output })) => {

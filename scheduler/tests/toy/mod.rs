@@ -110,9 +110,13 @@ impl TransactionTask for ToyTask {
     type Value = Val;
     type Output = u64;
     type Error = ();
+    type Worker = ();
+
+    fn worker(&self) {}
 
     fn execute(
         &self,
+        _worker: &mut (),
         txn_idx: TxnIndex,
         _incarnation: Incarnation,
         view: &mut TxnView<'_, u8, Val>,

@@ -1,0 +1,463 @@
+//! Building a block from candidate transactions, and checking and executing a block someone
+//! else built. Both end in an [`ExecutedBlock`] that the node commits atomically.
+
+use crate::node::chain::ChainStore;
+use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header};
+use alloy_eips::eip1559::BaseFeeParams;
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use chain_executor::{BlockEnv, ExecutionEnv, Executor, SkipReason, TxOutcome, tx_env};
+use chain_primitives::{
+    Block, ConsensusSeal, StateDiff, StoredReceipt, TxEnvelope, receipts_root, transactions_root,
+};
+use chain_rpc::IndexedBlock;
+use chain_state::StateDb;
+use std::sync::Arc;
+
+/// Parameters of the chain that block building and validation need.
+#[derive(Clone, Debug)]
+pub struct ChainSpec {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Slot length in milliseconds.
+    pub block_time_ms: u64,
+    /// Gas limit of every block.
+    pub gas_limit: u64,
+    /// Largest extraData accepted, in bytes (Ethereum's 32).
+    pub max_extra_data: usize,
+}
+
+/// Most seconds a block's timestamp may be ahead of the local clock.
+pub const MAX_FUTURE_SECONDS: u64 = 15;
+
+/// A block executed against its parent state: ready to commit.
+#[derive(Debug)]
+pub struct ExecutedBlock {
+    /// The block, its hash, senders and transaction hashes.
+    pub block: Arc<IndexedBlock>,
+    /// Its receipts.
+    pub receipts: Arc<Vec<StoredReceipt>>,
+    /// Its effect on the state.
+    pub diff: StateDiff,
+    /// Candidates the builder left out, with the reason (empty for imported blocks).
+    pub skipped: Vec<(B256, SkipReason)>,
+    /// How long execution took, in microseconds.
+    pub execution_us: u64,
+}
+
+/// Why a block is invalid. Each variant names the field or rule that failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidBlock {
+    /// Not a child of the current head.
+    #[error("parent hash {got} is not the head {expected}")]
+    ParentHash {
+        /// The head.
+        expected: B256,
+        /// The block's parent hash.
+        got: B256,
+    },
+    /// Wrong number.
+    #[error("number {got}, expected {expected}")]
+    Number {
+        /// Head + 1.
+        expected: u64,
+        /// The block's.
+        got: u64,
+    },
+    /// Timestamp before the parent's or too far in the future.
+    #[error("timestamp {got} is before the parent's {parent} or more than {MAX_FUTURE_SECONDS}s ahead of now ({now})")]
+    Timestamp {
+        /// The block's.
+        got: u64,
+        /// The parent's.
+        parent: u64,
+        /// The local clock.
+        now: u64,
+    },
+    /// Gas limit not the chain's.
+    #[error("gas limit {got}, expected {expected}")]
+    GasLimit {
+        /// The chain's.
+        expected: u64,
+        /// The block's.
+        got: u64,
+    },
+    /// More gas used than the limit.
+    #[error("gas used {used} exceeds the gas limit {limit}")]
+    GasUsedAboveLimit {
+        /// Gas used.
+        used: u64,
+        /// Limit.
+        limit: u64,
+    },
+    /// Base fee differs from the EIP-1559 computation.
+    #[error("base fee {got:?}, expected {expected}")]
+    BaseFee {
+        /// Computed from the parent.
+        expected: u64,
+        /// The block's.
+        got: Option<u64>,
+    },
+    /// A header field that must be a constant is not.
+    #[error("header field {field} must be {expected}")]
+    ConstantField {
+        /// The field.
+        field: &'static str,
+        /// Its required value.
+        expected: &'static str,
+    },
+    /// extraData too long.
+    #[error("extra data is {0} bytes, at most 32 allowed")]
+    ExtraData(usize),
+    /// The transactions root does not match the transactions.
+    #[error("transactions root {got}, computed {computed}")]
+    TransactionsRoot {
+        /// From the transactions.
+        computed: B256,
+        /// The header's.
+        got: B256,
+    },
+    /// A transaction's signature does not recover.
+    #[error("transaction {index} has an invalid signature")]
+    Signature {
+        /// Its index.
+        index: usize,
+    },
+    /// A transaction of a type this chain does not execute.
+    #[error("transaction {index}: {reason}")]
+    UnsupportedTransaction {
+        /// Its index.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A transaction cannot be included (nonce, balance, gas...).
+    #[error("transaction {index} is invalid: {reason}")]
+    Transaction {
+        /// Its index.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A root or summary of execution differs from the header.
+    #[error("{field} {got}, computed {computed}")]
+    ExecutionMismatch {
+        /// The header field.
+        field: &'static str,
+        /// After execution.
+        computed: String,
+        /// The header's.
+        got: String,
+    },
+    /// The proposer's signature does not verify.
+    #[error("proposer signature invalid: {0}")]
+    Seal(String),
+}
+
+/// The base fee of the child of `parent` (EIP-1559 with Ethereum's parameters).
+pub fn next_base_fee(parent: &Header) -> u64 {
+    let base_fee = parent.base_fee_per_gas.unwrap_or(chain_primitives::genesis::DEFAULT_BASE_FEE);
+    BaseFeeParams::ethereum().next_block_base_fee(parent.gas_used, parent.gas_limit, base_fee)
+}
+
+/// The execution environment of `header`.
+pub fn block_env(spec: &ChainSpec, header: &Header) -> ExecutionEnv {
+    ExecutionEnv::new(BlockEnv {
+        number: header.number,
+        timestamp: header.timestamp,
+        base_fee: header.base_fee_per_gas.unwrap_or_default(),
+        prevrandao: header.mix_hash,
+        gas_limit: header.gas_limit,
+        beneficiary: header.beneficiary,
+        chain_id: spec.chain_id,
+    })
+}
+
+/// The environment of a block built on `parent` at `timestamp` by `beneficiary`.
+pub fn child_env(spec: &ChainSpec, parent: &Header, timestamp: u64, beneficiary: Address, prevrandao: B256) -> ExecutionEnv {
+    ExecutionEnv::new(BlockEnv {
+        number: parent.number + 1,
+        timestamp,
+        base_fee: next_base_fee(parent),
+        prevrandao,
+        gas_limit: spec.gas_limit,
+        beneficiary,
+        chain_id: spec.chain_id,
+    })
+}
+
+fn receipt_of(outcome: &chain_executor::TxReceipt) -> StoredReceipt {
+    StoredReceipt {
+        tx_type: outcome.tx_type,
+        success: outcome.success(),
+        cumulative_gas_used: outcome.cumulative_gas_used,
+        gas_used: outcome.gas_used,
+        effective_gas_price: outcome.effective_gas_price,
+        contract_address: outcome.contract_address.unwrap_or_default(),
+        logs: outcome.logs.clone(),
+    }
+}
+
+/// The randomness of the block after `parent` proposed by `signer`: a hash of the parent's
+/// randomness and the proposer's signature over the slot (the RANDAO reveal).
+fn next_mix(parent: &Header, reveal: &[u8]) -> B256 {
+    keccak256([parent.mix_hash.as_slice(), reveal].concat())
+}
+
+/// The proposer's RANDAO reveal for `slot`.
+pub fn randao_reveal(signer: &PrivateKeySigner, chain_id: u64, slot: u64) -> Bytes {
+    let message = keccak256([b"chaind-randao".as_slice(), &chain_id.to_be_bytes(), &slot.to_be_bytes()].concat());
+    signer.sign_hash_sync(&message).map(|s| Bytes::from(s.as_bytes().to_vec())).unwrap_or_default()
+}
+
+/// Builds, executes and seals a block on `parent` from `candidates` (in the pool's order; the
+/// builder stops adding once the next transaction's gas limit no longer fits).
+#[allow(clippy::too_many_arguments)]
+pub fn build_block(
+    spec: &ChainSpec,
+    db: &StateDb,
+    executor: &Executor,
+    parent: &IndexedBlock,
+    candidates: Vec<(TxEnvelope, Address)>,
+    timestamp: u64,
+    slot: u64,
+    signer: &PrivateKeySigner,
+) -> anyhow::Result<ExecutedBlock> {
+    let parent_header = parent.block.header();
+    let reveal = randao_reveal(signer, spec.chain_id, slot);
+    let env = child_env(spec, parent_header, timestamp, signer.address(), next_mix(parent_header, &reveal));
+    let mut txs = Vec::with_capacity(candidates.len());
+    let mut senders = Vec::with_capacity(candidates.len());
+    let mut envs = Vec::with_capacity(candidates.len());
+    let mut skipped = Vec::new();
+    let mut gas = 0u64;
+    for (tx, sender) in candidates {
+        let Ok(env) = tx_env(&tx, sender) else {
+            skipped.push((*tx.tx_hash(), SkipReason::Invalid("unsupported transaction type".into())));
+            continue;
+        };
+        if gas.saturating_add(env.gas_limit) > spec.gas_limit {
+            continue;
+        }
+        gas += env.gas_limit;
+        envs.push(env);
+        txs.push(tx);
+        senders.push(sender);
+    }
+    let started = std::time::Instant::now();
+    let (output, _) = executor.execute(&db.reader(), &env, &envs)?;
+    let execution_us = started.elapsed().as_micros() as u64;
+
+    let mut included_txs = Vec::with_capacity(txs.len());
+    let mut included_senders = Vec::with_capacity(txs.len());
+    let mut receipts = Vec::with_capacity(txs.len());
+    for ((tx, sender), outcome) in txs.into_iter().zip(senders).zip(&output.outcomes) {
+        match outcome {
+            TxOutcome::Included(receipt) => {
+                receipts.push(receipt_of(receipt));
+                included_txs.push(tx);
+                included_senders.push(sender);
+            }
+            TxOutcome::Skipped(reason) => skipped.push((*tx.tx_hash(), reason.clone())),
+        }
+    }
+    let state_root = db.state_root_after(&output.diff)?;
+    let header = Header {
+        parent_hash: parent.block.hash(),
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        beneficiary: signer.address(),
+        state_root,
+        transactions_root: transactions_root(&included_txs),
+        receipts_root: receipts_root(&receipts),
+        logs_bloom: output.logs_bloom,
+        difficulty: U256::ZERO,
+        number: parent_header.number + 1,
+        gas_limit: spec.gas_limit,
+        gas_used: output.gas_used,
+        timestamp,
+        extra_data: Bytes::from_static(b"chaind"),
+        mix_hash: env.block.prevrandao,
+        nonce: Default::default(),
+        base_fee_per_gas: Some(env.block.base_fee),
+        ..Header::default()
+    };
+    let hash = header.hash_slow();
+    let signature = signer.sign_hash_sync(&hash)?;
+    let seal = ConsensusSeal {
+        slot,
+        proposer: signer.address(),
+        signature: Bytes::from(signature.as_bytes().to_vec()),
+        randao_reveal: reveal,
+        payload: Bytes::new(),
+    };
+    let block = Block { header, transactions: included_txs, seal };
+    let size = block.size();
+    let tx_hashes = block.transactions.iter().map(|tx| *tx.tx_hash()).collect();
+    Ok(ExecutedBlock {
+        block: Arc::new(IndexedBlock { block: block.seal_slow(), senders: included_senders, tx_hashes, size }),
+        receipts: Arc::new(receipts),
+        diff: output.diff,
+        skipped,
+        execution_us,
+    })
+}
+
+/// Checks `block` against its parent (the head) and executes it. Changes nothing: the caller
+/// commits the result only if this returns `Ok`.
+pub fn validate_and_execute(
+    spec: &ChainSpec,
+    db: &StateDb,
+    executor: &Executor,
+    head: &IndexedBlock,
+    block: Block,
+    now_seconds: u64,
+) -> Result<ExecutedBlock, ValidationFailure> {
+    let parent = head.block.header();
+    let header = &block.header;
+    let invalid = |e: InvalidBlock| Err(ValidationFailure::Invalid(e));
+    if header.parent_hash != head.block.hash() {
+        return invalid(InvalidBlock::ParentHash { expected: head.block.hash(), got: header.parent_hash });
+    }
+    if header.number != parent.number + 1 {
+        return invalid(InvalidBlock::Number { expected: parent.number + 1, got: header.number });
+    }
+    // Sub-second slots share a second: timestamps may repeat but never go back.
+    if header.timestamp < parent.timestamp || header.timestamp > now_seconds + MAX_FUTURE_SECONDS {
+        return invalid(InvalidBlock::Timestamp { got: header.timestamp, parent: parent.timestamp, now: now_seconds });
+    }
+    if header.gas_limit != spec.gas_limit {
+        return invalid(InvalidBlock::GasLimit { expected: spec.gas_limit, got: header.gas_limit });
+    }
+    if header.gas_used > header.gas_limit {
+        return invalid(InvalidBlock::GasUsedAboveLimit { used: header.gas_used, limit: header.gas_limit });
+    }
+    let expected_base_fee = next_base_fee(parent);
+    if header.base_fee_per_gas != Some(expected_base_fee) {
+        return invalid(InvalidBlock::BaseFee { expected: expected_base_fee, got: header.base_fee_per_gas });
+    }
+    if header.ommers_hash != EMPTY_OMMER_ROOT_HASH {
+        return invalid(InvalidBlock::ConstantField { field: "ommersHash", expected: "the empty list's hash" });
+    }
+    if !header.difficulty.is_zero() {
+        return invalid(InvalidBlock::ConstantField { field: "difficulty", expected: "0" });
+    }
+    if !header.nonce.is_zero() {
+        return invalid(InvalidBlock::ConstantField { field: "nonce", expected: "0" });
+    }
+    if header.withdrawals_root.is_some()
+        || header.blob_gas_used.is_some()
+        || header.excess_blob_gas.is_some()
+        || header.parent_beacon_block_root.is_some()
+        || header.requests_hash.is_some()
+    {
+        return invalid(InvalidBlock::ConstantField { field: "post-Shanghai fields", expected: "absent" });
+    }
+    if header.extra_data.len() > spec.max_extra_data {
+        return invalid(InvalidBlock::ExtraData(header.extra_data.len()));
+    }
+    let computed = transactions_root(&block.transactions);
+    if computed != header.transactions_root {
+        return invalid(InvalidBlock::TransactionsRoot { computed, got: header.transactions_root });
+    }
+    let hash = header.hash_slow();
+    verify_seal(&block, hash).map_err(ValidationFailure::Invalid)?;
+
+    let senders = recover_senders(&block.transactions).map_err(ValidationFailure::Invalid)?;
+    let mut envs = Vec::with_capacity(block.transactions.len());
+    for (index, (tx, sender)) in block.transactions.iter().zip(&senders).enumerate() {
+        match tx_env(tx, *sender) {
+            Ok(env) => envs.push(env),
+            Err(e) => return invalid(InvalidBlock::UnsupportedTransaction { index, reason: e.to_string() }),
+        }
+    }
+    let env = block_env(spec, header);
+    let started = std::time::Instant::now();
+    let (output, _) = executor.execute(&db.reader(), &env, &envs).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
+    let execution_us = started.elapsed().as_micros() as u64;
+    let mut receipts = Vec::with_capacity(envs.len());
+    for (index, outcome) in output.outcomes.iter().enumerate() {
+        match outcome {
+            TxOutcome::Included(receipt) => receipts.push(receipt_of(receipt)),
+            TxOutcome::Skipped(reason) => {
+                return invalid(InvalidBlock::Transaction { index, reason: reason.to_string() });
+            }
+        }
+    }
+    let mismatch = |field: &'static str, computed: String, got: String| {
+        Err(ValidationFailure::Invalid(InvalidBlock::ExecutionMismatch { field, computed, got }))
+    };
+    if output.gas_used != header.gas_used {
+        return mismatch("gasUsed", output.gas_used.to_string(), header.gas_used.to_string());
+    }
+    if output.logs_bloom != header.logs_bloom {
+        return mismatch("logsBloom", format!("{}", output.logs_bloom), format!("{}", header.logs_bloom));
+    }
+    let computed_receipts = receipts_root(&receipts);
+    if computed_receipts != header.receipts_root {
+        return mismatch("receiptsRoot", computed_receipts.to_string(), header.receipts_root.to_string());
+    }
+    let state_root = db.state_root_after(&output.diff).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
+    if state_root != header.state_root {
+        return mismatch("stateRoot", state_root.to_string(), header.state_root.to_string());
+    }
+    let size = block.size();
+    let tx_hashes = block.transactions.iter().map(|tx| *tx.tx_hash()).collect();
+    Ok(ExecutedBlock {
+        block: Arc::new(IndexedBlock { block: block.seal_slow(), senders, tx_hashes, size }),
+        receipts: Arc::new(receipts),
+        diff: output.diff,
+        skipped: Vec::new(),
+        execution_us,
+    })
+}
+
+/// Why a block was not imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationFailure {
+    /// The block breaks a rule.
+    #[error("invalid block: {0}")]
+    Invalid(InvalidBlock),
+    /// The node failed while checking it (storage); the block may be fine.
+    #[error("internal error while validating: {0}")]
+    Internal(String),
+}
+
+fn verify_seal(block: &Block, hash: B256) -> Result<(), InvalidBlock> {
+    let signature = alloy_primitives::Signature::try_from(block.seal.signature.as_ref())
+        .map_err(|e| InvalidBlock::Seal(e.to_string()))?;
+    let signer = signature.recover_address_from_prehash(&hash).map_err(|e| InvalidBlock::Seal(e.to_string()))?;
+    if signer != block.seal.proposer || signer != block.header.beneficiary {
+        return Err(InvalidBlock::Seal(format!(
+            "signed by {signer}, proposer {} and beneficiary {}",
+            block.seal.proposer, block.header.beneficiary
+        )));
+    }
+    Ok(())
+}
+
+/// Recovers the senders of `txs` in parallel (signature recovery dominates the cost).
+pub fn recover_senders(txs: &[TxEnvelope]) -> Result<Vec<Address>, InvalidBlock> {
+    use alloy_consensus::transaction::SignerRecoverable;
+    use rayon::prelude::*;
+    txs.par_iter()
+        .enumerate()
+        .map(|(index, tx)| tx.recover_signer().map_err(|_| InvalidBlock::Signature { index }))
+        .collect()
+}
+
+/// Commits an executed block: state, block, receipts and indexes in one atomic write.
+pub fn commit(chain: &ChainStore, executed: &ExecutedBlock, extra: Vec<chain_state::ChainWrite>) -> anyhow::Result<()> {
+    let mut writes = ChainStore::block_writes(&executed.block, &executed.receipts);
+    writes.extend(extra);
+    let number = executed.block.block.number();
+    let root = chain.db().commit_block(number, &executed.diff, &writes)?;
+    anyhow::ensure!(
+        root == executed.block.block.header().state_root,
+        "committed state root {root} differs from the block's {}",
+        executed.block.block.header().state_root
+    );
+    chain.cache(executed.block.clone(), executed.receipts.clone());
+    Ok(())
+}
+

@@ -1,0 +1,492 @@
+//! The node: opens the database, creates the genesis block on first start, produces blocks
+//! every slot (one validator) or imports blocks from elsewhere, and serves all of it to RPC
+//! through [`ChainApi`].
+
+/// Blocks, receipts and indexes in the database.
+pub mod chain;
+/// Building, validating and committing blocks.
+pub mod execution;
+/// The node's use of the transaction pool.
+pub mod pool;
+
+pub use pool::apply_limits as apply_pool_limits;
+
+use crate::node::{
+    chain::ChainStore,
+    execution::{ChainSpec, ExecutedBlock, ValidationFailure, block_env, build_block, child_env, commit, next_base_fee, validate_and_execute},
+};
+use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header};
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_signer_local::PrivateKeySigner;
+use anyhow::Context as _;
+use chain_executor::{CodeCache, ExecutionEnv, ExecutionMode, Executor};
+use chain_primitives::{Block, ChainGenesis, ConsensusSeal, StoredReceipt, receipts_root, transactions_root};
+use chain_rpc::{ApiError, ChainApi, Health, HeadEvent, IndexedBlock, PoolContent, PoolRejection, PoolTransaction, SyncStatus};
+use chain_state::{HistoricalReader, StateConfig, StateDb};
+use chain_txpool::{PoolConfig, TxPool};
+use parking_lot::RwLock;
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::broadcast;
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Where the database lives.
+    pub datadir: PathBuf,
+    /// The chain's genesis (used to create the database; checked against it afterwards).
+    pub genesis: ChainGenesis,
+    /// The key this node proposes blocks with, if it is a validator.
+    pub validator_key: Option<PrivateKeySigner>,
+    /// How blocks are executed.
+    pub execution: ExecutionMode,
+    /// State retention and caches.
+    pub state: StateConfig,
+    /// Pool limits.
+    pub pool: PoolConfig,
+    /// Accounts `eth_accounts` lists (dev mode).
+    pub dev_accounts: Vec<Address>,
+    /// The software version string for `web3_clientVersion`.
+    pub client_version: String,
+}
+
+/// Current time in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+struct NodeInner {
+    spec: ChainSpec,
+    genesis_time_ms: u64,
+    chain: ChainStore,
+    pool: TxPool,
+    executor: Executor,
+    codes: Arc<CodeCache>,
+    head: RwLock<Arc<IndexedBlock>>,
+    heads: broadcast::Sender<HeadEvent>,
+    validator: Option<PrivateKeySigner>,
+    dev_accounts: Vec<Address>,
+    client_version: String,
+    last_block_produced_ms: AtomicU64,
+    /// Serializes block commits: production and imports never interleave.
+    commit_lock: parking_lot::Mutex<()>,
+}
+
+/// A running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("head", &self.head_number()).finish_non_exhaustive()
+    }
+}
+
+/// What producing one slot did.
+#[derive(Clone, Debug)]
+pub struct ProducedBlock {
+    /// Number.
+    pub number: u64,
+    /// Hash.
+    pub hash: B256,
+    /// Transactions included.
+    pub transactions: usize,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Execution time in microseconds.
+    pub execution_us: u64,
+    /// Whole slot work (build, execute, commit) in microseconds.
+    pub total_us: u64,
+}
+
+impl Node {
+    /// Opens (or creates) the node's database and loads its head.
+    pub fn open(config: NodeConfig) -> anyhow::Result<Node> {
+        std::fs::create_dir_all(&config.datadir)
+            .with_context(|| format!("cannot create data directory {}", config.datadir.display()))?;
+        let db = StateDb::open(config.datadir.join("db"), config.state.clone())
+            .with_context(|| format!("cannot open the database in {}", config.datadir.display()))?;
+        let chain = ChainStore::new(db.clone());
+        let genesis_json = serde_json::to_vec(&config.genesis)?;
+        let spec = ChainSpec {
+            chain_id: config.genesis.chain_id(),
+            block_time_ms: config.genesis.consensus.block_time.0,
+            gas_limit: config.genesis.eth.gas_limit,
+            max_extra_data: 32,
+        };
+        if db.latest().is_none() {
+            init_genesis(&chain, &config.genesis, &genesis_json)?;
+        } else if let Some(stored) = chain.genesis_json()? {
+            let stored: ChainGenesis = serde_json::from_slice(&stored).context("stored genesis is corrupt")?;
+            anyhow::ensure!(
+                stored.eth.alloc == config.genesis.eth.alloc && stored.chain_id() == config.genesis.chain_id(),
+                "the database in {} holds a different chain (chain id {}); use another --datadir",
+                config.datadir.display(),
+                stored.chain_id()
+            );
+        }
+        let (head_number, _) = db.latest().context("database has no head after genesis")?;
+        let head = chain.block(head_number)?.context("head block missing from the database")?;
+        let genesis_block = chain.block(0)?.context("genesis block missing")?;
+        let executor = Executor::new(config.execution);
+        let codes = executor.code_cache();
+        let mut pool_config = config.pool.clone();
+        pool_config.chain_id = spec.chain_id;
+        pool_config.block_gas_limit = spec.gas_limit;
+        let pool = TxPool::new(pool_config);
+        pool.set_base_fee(next_base_fee(head.block.header()));
+        let (heads, _) = broadcast::channel(1024);
+        let inner = NodeInner {
+            genesis_time_ms: genesis_block.block.header().timestamp * 1000,
+            spec,
+            chain,
+            pool,
+            executor,
+            codes,
+            head: RwLock::new(head),
+            heads,
+            validator: config.validator_key,
+            dev_accounts: config.dev_accounts,
+            client_version: config.client_version,
+            last_block_produced_ms: AtomicU64::new(now_ms()),
+            commit_lock: parking_lot::Mutex::new(()),
+        };
+        Ok(Node { inner: Arc::new(inner) })
+    }
+
+    /// The head block number.
+    pub fn head_number(&self) -> u64 {
+        self.inner.head.read().block.number()
+    }
+
+    /// The head block.
+    pub fn head(&self) -> Arc<IndexedBlock> {
+        self.inner.head.read().clone()
+    }
+
+    /// The chain parameters.
+    pub fn spec(&self) -> &ChainSpec {
+        &self.inner.spec
+    }
+
+    /// The transaction pool.
+    pub fn pool(&self) -> &TxPool {
+        &self.inner.pool
+    }
+
+    /// The chain data.
+    pub fn chain(&self) -> &ChainStore {
+        &self.inner.chain
+    }
+
+    /// Builds, executes and commits the block of `slot` from the pool. Requires a validator key.
+    pub fn produce_block(&self, slot: u64) -> anyhow::Result<ProducedBlock> {
+        let started = std::time::Instant::now();
+        let inner = &*self.inner;
+        let signer = inner.validator.as_ref().context("this node has no validator key")?;
+        let _commit = inner.commit_lock.lock();
+        let parent = self.head();
+        let base_fee = next_base_fee(parent.block.header());
+        let candidates = pool::best_for_block(&inner.pool, base_fee, inner.spec.gas_limit);
+        let timestamp = (now_ms() / 1000).max(parent.block.header().timestamp);
+        let executed = build_block(
+            &inner.spec,
+            inner.chain.db(),
+            &inner.executor,
+            &parent,
+            candidates,
+            timestamp,
+            slot,
+            signer,
+        )?;
+        for (hash, reason) in &executed.skipped {
+            tracing::debug!(%hash, %reason, "left a pool transaction out of the block");
+        }
+        let dropped: Vec<B256> = executed.skipped.iter().map(|(hash, _)| *hash).collect();
+        pool::remove_invalid(&inner.pool, &dropped);
+        self.commit_executed(&executed)?;
+        let header = executed.block.block.header();
+        Ok(ProducedBlock {
+            number: header.number,
+            hash: executed.block.block.hash(),
+            transactions: executed.block.tx_hashes.len(),
+            gas_used: header.gas_used,
+            execution_us: executed.execution_us,
+            total_us: started.elapsed().as_micros() as u64,
+        })
+    }
+
+    /// Validates `block` on the head and commits it; changes nothing if it is invalid.
+    pub fn import_block(&self, block: Block) -> Result<B256, ValidationFailure> {
+        let inner = &*self.inner;
+        let _commit = inner.commit_lock.lock();
+        let head = self.head();
+        let executed = validate_and_execute(&inner.spec, inner.chain.db(), &inner.executor, &head, block, now_ms() / 1000)?;
+        self.commit_executed(&executed).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
+        Ok(executed.block.block.hash())
+    }
+
+    fn commit_executed(&self, executed: &ExecutedBlock) -> anyhow::Result<()> {
+        let inner = &*self.inner;
+        let number = executed.block.block.number();
+        // With one validator a block is final as soon as it is committed.
+        commit(&inner.chain, executed, vec![ChainStore::finalized_write(number)])?;
+        for (hash, code) in &executed.diff.codes {
+            inner.codes.insert(*hash, chain_executor::revm::state::Bytecode::new_raw(code.clone()));
+        }
+        *inner.head.write() = executed.block.clone();
+        inner.last_block_produced_ms.store(now_ms(), Ordering::Relaxed);
+        let header = executed.block.block.header();
+        pool::on_new_block(&inner.pool, &executed.block.senders, &inner.chain.db().reader(), next_base_fee(header));
+        // No subscriber is fine: send fails only when nobody listens.
+        let _ = inner.heads.send(HeadEvent {
+            block: executed.block.clone(),
+            receipts: executed.receipts.clone(),
+            removed: false,
+        });
+        metrics::gauge!("chaind_head_block").set(number as f64);
+        metrics::gauge!("chaind_finalized_block").set(number as f64);
+        metrics::histogram!("chaind_block_execution_seconds").record(executed.execution_us as f64 / 1e6);
+        metrics::counter!("chaind_transactions_total").increment(executed.block.tx_hashes.len() as u64);
+        let (pending, queued) = pool::counts(&inner.pool);
+        metrics::gauge!("chaind_txpool_pending").set(pending as f64);
+        metrics::gauge!("chaind_txpool_queued").set(queued as f64);
+        Ok(())
+    }
+
+    /// The slot at `time_ms`.
+    pub fn slot_at(&self, time_ms: u64) -> u64 {
+        time_ms.saturating_sub(self.inner.genesis_time_ms) / self.inner.spec.block_time_ms
+    }
+
+    /// When slot `slot` starts, in ms since the epoch.
+    pub fn slot_start_ms(&self, slot: u64) -> u64 {
+        self.inner.genesis_time_ms + slot * self.inner.spec.block_time_ms
+    }
+
+    /// Produces a block at every slot until `shutdown` is set. Runs on the calling thread.
+    pub fn run_producer(&self, shutdown: &AtomicBool, mut on_block: impl FnMut(&ProducedBlock)) {
+        let mut slot = self.slot_at(now_ms()) + 1;
+        while !shutdown.load(Ordering::Relaxed) {
+            let start = self.slot_start_ms(slot);
+            let now = now_ms();
+            if now < start {
+                std::thread::sleep(Duration::from_millis((start - now).min(50)));
+                continue;
+            }
+            match self.produce_block(slot) {
+                Ok(produced) => on_block(&produced),
+                Err(error) => tracing::error!(slot, "block production failed: {error:#}"),
+            }
+            // A slot that overran skips the slots it covered: one block per slot at most.
+            slot = self.slot_at(now_ms()).max(slot) + 1;
+        }
+    }
+}
+
+fn init_genesis(chain: &ChainStore, genesis: &ChainGenesis, genesis_json: &[u8]) -> anyhow::Result<()> {
+    let alloc = genesis.alloc_diff();
+    let state_root = chain.db().state_root_after(&alloc)?;
+    let header = Header {
+        parent_hash: B256::ZERO,
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        beneficiary: genesis.eth.coinbase,
+        state_root,
+        transactions_root: transactions_root(&[]),
+        receipts_root: receipts_root(&[]),
+        logs_bloom: Default::default(),
+        difficulty: U256::ZERO,
+        number: 0,
+        gas_limit: genesis.eth.gas_limit,
+        gas_used: 0,
+        timestamp: genesis.eth.timestamp,
+        extra_data: genesis.eth.extra_data.clone(),
+        mix_hash: genesis.eth.mix_hash,
+        nonce: Default::default(),
+        base_fee_per_gas: Some(genesis.base_fee()),
+        ..Header::default()
+    };
+    let block = Block { header, transactions: Vec::new(), seal: ConsensusSeal::default() };
+    let size = block.size();
+    let indexed = IndexedBlock { block: block.seal_slow(), senders: Vec::new(), tx_hashes: Vec::new(), size };
+    let mut writes = ChainStore::block_writes(&indexed, &[]);
+    writes.push(ChainStore::genesis_write(genesis_json));
+    writes.push(ChainStore::finalized_write(0));
+    let root = chain.db().genesis(&alloc, &writes)?;
+    anyhow::ensure!(root == state_root, "genesis root mismatch");
+    tracing::info!(hash = %indexed.block.hash(), %state_root, "created genesis block");
+    Ok(())
+}
+
+fn api_error(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(error.to_string())
+}
+
+impl ChainApi for Node {
+    type State = HistoricalReader;
+
+    fn chain_id(&self) -> u64 {
+        self.inner.spec.chain_id
+    }
+
+    fn client_version(&self) -> String {
+        self.inner.client_version.clone()
+    }
+
+    fn head_number(&self) -> u64 {
+        Node::head_number(self)
+    }
+
+    fn safe_number(&self) -> u64 {
+        self.finalized_number()
+    }
+
+    fn finalized_number(&self) -> u64 {
+        self.inner.chain.finalized().ok().flatten().unwrap_or(0).min(Node::head_number(self))
+    }
+
+    fn block_by_number(&self, number: u64) -> Result<Option<Arc<IndexedBlock>>, ApiError> {
+        if number > Node::head_number(self) {
+            return Ok(None);
+        }
+        self.inner.chain.block(number).map_err(api_error)
+    }
+
+    fn block_by_hash(&self, hash: B256) -> Result<Option<Arc<IndexedBlock>>, ApiError> {
+        match self.inner.chain.number_of(&hash).map_err(api_error)? {
+            Some(number) => self.block_by_number(number),
+            None => Ok(None),
+        }
+    }
+
+    fn receipts(&self, number: u64) -> Result<Option<Arc<Vec<StoredReceipt>>>, ApiError> {
+        self.inner.chain.receipts(number).map_err(api_error)
+    }
+
+    fn transaction_location(&self, hash: B256) -> Result<Option<(u64, usize)>, ApiError> {
+        self.inner.chain.transaction_location(&hash).map_err(api_error)
+    }
+
+    fn state_at(&self, number: u64) -> Result<Self::State, ApiError> {
+        self.inner.chain.db().reader_at(number).map_err(|e| match e {
+            chain_state::StateError::UnknownBlock { .. } | chain_state::StateError::PrunedBlock { .. } => ApiError::StatePruned(number),
+            other => api_error(other),
+        })
+    }
+
+    fn next_block_env(&self, parent: &Header) -> ExecutionEnv {
+        let beneficiary = self.inner.validator.as_ref().map_or(Address::ZERO, |v| v.address());
+        let timestamp = (now_ms() / 1000).max(parent.timestamp);
+        child_env(&self.inner.spec, parent, timestamp, beneficiary, parent.mix_hash)
+    }
+
+    fn block_env(&self, header: &Header) -> ExecutionEnv {
+        block_env(&self.inner.spec, header)
+    }
+
+    fn code_cache(&self) -> Arc<CodeCache> {
+        self.inner.codes.clone()
+    }
+
+    fn next_base_fee(&self) -> u64 {
+        next_base_fee(self.head().block.header())
+    }
+
+    fn send_raw_transaction(&self, raw: Bytes) -> Result<B256, PoolRejection> {
+        self.inner
+            .pool
+            .add_raw(raw, &self.inner.chain.db().reader())
+            .map_err(|e| PoolRejection { code: -32000, message: e.geth_message() })
+    }
+
+    fn pool_transaction(&self, hash: B256) -> Option<PoolTransaction> {
+        self.inner.pool.get(&hash).map(|tx| PoolTransaction { tx: tx.tx().clone(), sender: tx.sender() })
+    }
+
+    fn pending_nonce(&self, address: Address) -> Option<u64> {
+        self.inner.pool.pending_nonce(&address)
+    }
+
+    fn pool_status(&self) -> (usize, usize) {
+        pool::counts(&self.inner.pool)
+    }
+
+    fn pool_content(&self) -> PoolContent {
+        pool::rpc_content(&self.inner.pool)
+    }
+
+    fn subscribe_heads(&self) -> broadcast::Receiver<HeadEvent> {
+        self.inner.heads.subscribe()
+    }
+
+    fn subscribe_pending_transactions(&self) -> broadcast::Receiver<B256> {
+        self.inner.pool.subscribe()
+    }
+
+    fn syncing(&self) -> Option<SyncStatus> {
+        None
+    }
+
+    fn peer_count(&self) -> usize {
+        0
+    }
+
+    fn health(&self) -> Health {
+        let head = self.head();
+        let head_age_ms = now_ms().saturating_sub(head.block.header().timestamp * 1000);
+        let since_produced = now_ms().saturating_sub(self.inner.last_block_produced_ms.load(Ordering::Relaxed));
+        // Healthy while blocks keep coming: no more than a few slots without one.
+        let healthy = since_produced <= 5 * self.inner.spec.block_time_ms.max(1000);
+        Health { head_number: head.block.number(), head_age_ms, healthy }
+    }
+
+    fn accounts(&self) -> Vec<Address> {
+        self.inner.dev_accounts.clone()
+    }
+}
+
+/// The RPC server's configuration from the config file's `[rpc]` section (unset limits keep
+/// the server's defaults).
+pub fn rpc_config(section: &crate::config::RpcSection) -> chain_rpc::RpcConfig {
+    let mut config = chain_rpc::RpcConfig {
+        http_addr: std::net::SocketAddr::new(section.addr, section.port),
+        cors_origins: section.cors.clone(),
+        ..chain_rpc::RpcConfig::default()
+    };
+    if let Some(value) = section.max_connections {
+        config.max_connections = value;
+    }
+    if let Some(value) = section.max_batch {
+        config.max_batch_len = value;
+    }
+    if let Some(value) = section.max_request_bytes {
+        config.max_request_body_size = value;
+    }
+    if let Some(value) = section.max_response_bytes {
+        config.max_response_body_size = value;
+    }
+    if let Some(value) = section.gas_cap {
+        config.gas_cap = value;
+    }
+    if let Some(ms) = section.call_timeout_ms {
+        config.call_timeout = Duration::from_millis(ms);
+    }
+    if let Some(value) = section.max_logs_range {
+        config.logs_max_block_range = value;
+    }
+    if let Some(value) = section.max_logs {
+        config.logs_max_results = value;
+    }
+    if let Some(value) = section.max_subscriptions_per_connection {
+        config.max_subscriptions_per_connection = value;
+    }
+    config
+}
