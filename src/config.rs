@@ -47,6 +47,9 @@ pub struct RpcSection {
     /// Allowed CORS origins ("*" for any).
     #[serde(default)]
     pub cors: Vec<String>,
+    /// Host header values accepted (geth's vhosts; "*" for any). Default: localhost only.
+    #[serde(default)]
+    pub vhosts: Vec<String>,
     /// Maximum simultaneous connections.
     pub max_connections: Option<u32>,
     /// Maximum requests in one batch.
@@ -73,6 +76,7 @@ impl Default for RpcSection {
             addr: default_rpc_addr(),
             port: default_rpc_port(),
             cors: Vec::new(),
+            vhosts: Vec::new(),
             max_connections: None,
             max_batch: None,
             max_request_bytes: None,

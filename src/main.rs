@@ -94,6 +94,12 @@ struct CommonArgs {
     /// JSON-RPC port (HTTP and WebSocket).
     #[arg(long = "http.port")]
     http_port: Option<u16>,
+    /// Accepted Host headers, comma-separated ("*" for any); default localhost only.
+    #[arg(long = "http.vhosts", value_delimiter = ',')]
+    http_vhosts: Vec<String>,
+    /// Allowed CORS origins, comma-separated ("*" for any).
+    #[arg(long = "http.corsdomain", value_delimiter = ',')]
+    http_corsdomain: Vec<String>,
     /// Alias of --http.port: the WebSocket endpoint shares the HTTP port.
     #[arg(long = "ws.port")]
     ws_port: Option<u16>,
@@ -232,7 +238,20 @@ mod commands {
     use std::{num::NonZeroUsize, path::{Path, PathBuf}};
 
     fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-        metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok()
+        const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("rpc_request_duration_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+            .ok()?
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("chaind_block_execution_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+            .ok()?
+            .install_recorder()
+            .ok()
     }
 
     fn execution_mode(common: &CommonArgs, file: &FileConfig) -> anyhow::Result<ExecutionMode> {
@@ -250,6 +269,12 @@ mod commands {
         }
         if let Some(port) = common.http_port.or(common.ws_port) {
             rpc.port = port;
+        }
+        if !common.http_vhosts.is_empty() {
+            rpc.vhosts = common.http_vhosts.clone();
+        }
+        if !common.http_corsdomain.is_empty() {
+            rpc.cors = common.http_corsdomain.clone();
         }
         rpc
     }

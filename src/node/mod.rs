@@ -458,9 +458,14 @@ impl ChainApi for Node {
 pub fn rpc_config(section: &crate::config::RpcSection) -> chain_rpc::RpcConfig {
     let mut config = chain_rpc::RpcConfig {
         http_addr: std::net::SocketAddr::new(section.addr, section.port),
-        cors_origins: section.cors.clone(),
         ..chain_rpc::RpcConfig::default()
     };
+    if !section.cors.is_empty() {
+        config.cors_origins = section.cors.clone();
+    }
+    if !section.vhosts.is_empty() {
+        config.allowed_hosts = section.vhosts.clone();
+    }
     if let Some(value) = section.max_connections {
         config.max_connections = value;
     }
