@@ -58,6 +58,8 @@ pub struct ExecutionBenchReport {
     pub parallel_run_ms: f64,
     /// Median time of folding the final writes into the diff after the run, in milliseconds.
     pub parallel_assemble_ms: f64,
+    /// Average number of workers busy inside the EVM during the Block-STM run (median run).
+    pub parallelism: f64,
     /// Executions per transaction in the parallel runs (1.0: nothing re-executed).
     pub executions_per_tx: f64,
     /// Whether the parallel result equalled the sequential one (checked on every run).
@@ -101,6 +103,7 @@ pub fn run_execution_bench(config: &ExecutionBenchConfig) -> anyhow::Result<Exec
     let mut executions = 0usize;
     let mut fallbacks = 0usize;
     let mut run_us = Vec::new();
+    let mut parallelism = Vec::new();
     let mut assemble_us = Vec::new();
     for _ in 0..config.runs.max(1) {
         let start = Instant::now();
@@ -116,6 +119,7 @@ pub fn run_execution_bench(config: &ExecutionBenchConfig) -> anyhow::Result<Exec
         executions += stats.executions;
         fallbacks += usize::from(stats.fallback.is_some());
         run_us.push(stats.run_us);
+        parallelism.push(stats.busy_us as f64 / stats.run_us.max(1) as f64);
         assemble_us.push(stats.assemble_us);
         drop(output);
     }
@@ -137,6 +141,10 @@ pub fn run_execution_bench(config: &ExecutionBenchConfig) -> anyhow::Result<Exec
         sequential,
         parallel,
         parallel_run_ms: median_ms(run_us),
+        parallelism: {
+            parallelism.sort_by(f64::total_cmp);
+            parallelism[parallelism.len() / 2]
+        },
         parallel_assemble_ms: median_ms(assemble_us),
         executions_per_tx: executions as f64 / (runs * txs.len().max(1)) as f64,
         identical,
@@ -173,8 +181,8 @@ impl std::fmt::Display for ExecutionBenchReport {
         }
         writeln!(
             f,
-            "  parallel = {:.2} ms Block-STM run + {:.2} ms final state fold",
-            self.parallel_run_ms, self.parallel_assemble_ms
+            "  parallel = {:.2} ms Block-STM run ({:.2} workers busy in the EVM on average) + {:.2} ms final state fold",
+            self.parallel_run_ms, self.parallelism, self.parallel_assemble_ms
         )?;
         write!(
             f,

@@ -29,7 +29,7 @@ use revm::{
     context::{DBErrorMarker, TxEnv, result::EVMError},
     state::{AccountInfo, Bytecode},
 };
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A location in the multi-version memory.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -95,6 +95,9 @@ struct EvmTask<'a, S> {
     /// Executions started, for the abort-rate statistic. Relaxed: a counter read after the
     /// workers joined.
     executions: CachePadded<AtomicUsize>,
+    /// Nanoseconds the workers spent inside the EVM, summed once per worker at the end of the
+    /// run. Relaxed: read after the workers joined.
+    busy_ns: AtomicU64,
 }
 
 impl<S: StateReader> EvmTask<'_, S> {
@@ -137,6 +140,8 @@ struct WorkerDb<S> {
     deferred_recipient: Option<Address>,
     /// What each account read returned, to tell real writes from touches.
     loaded: HashMap<Address, Option<Account>>,
+    /// Time this worker spent executing transactions, in nanoseconds.
+    busy_ns: u64,
     _state: std::marker::PhantomData<fn() -> S>,
 }
 
@@ -147,6 +152,7 @@ impl<S: StateReader> WorkerDb<S> {
             view: std::ptr::null_mut(),
             deferred_recipient: None,
             loaded: HashMap::default(),
+            busy_ns: 0,
             _state: std::marker::PhantomData,
         }
     }
@@ -243,6 +249,11 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
         block_evm(self.env, WorkerDb::new())
     }
 
+    fn retire_worker(&self, evm: Self::Worker) {
+        let busy_ns = evm.ctx.journaled_state.database.busy_ns;
+        self.busy_ns.fetch_add(busy_ns, Ordering::Relaxed);
+    }
+
     fn execute(
         &self,
         evm: &mut Self::Worker,
@@ -263,8 +274,10 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
         db.view = (view as *mut TxnView<'_, Location, MemValue>).cast();
         db.deferred_recipient = deferred_recipient;
         db.loaded.clear();
+        let started = std::time::Instant::now();
         let executed = run_tx(evm, tx.clone(), FeePayment::Deferred);
         let db = &mut evm.ctx.journaled_state.database;
+        db.busy_ns += started.elapsed().as_nanos() as u64;
         db.task = std::ptr::null();
         db.view = std::ptr::null_mut();
         let (result, state) = match executed {
@@ -357,6 +370,9 @@ pub struct ParallelStats {
     pub run_us: u64,
     /// Wall time of folding the final writes into the state diff, in microseconds.
     pub assemble_us: u64,
+    /// Time the workers spent inside the EVM, summed over workers, in microseconds. Divided
+    /// by `run_us` it says how many workers were busy on average: the parallelism achieved.
+    pub busy_us: u64,
 }
 
 /// Executes `txs` over `state` with Block-STM on the workers of `runner`. Falls back to sequential
@@ -376,12 +392,14 @@ pub fn execute_parallel<S: StateReader>(
         codes,
         new_code: RwLock::new(HashMap::default()),
         executions: CachePadded::new(AtomicUsize::new(0)),
+        busy_ns: AtomicU64::new(0),
     };
     let started = std::time::Instant::now();
     let run = runner.run(&task, txs.len());
     let mut stats = ParallelStats {
         executions: task.executions.load(Ordering::Relaxed),
         run_us: started.elapsed().as_micros() as u64,
+        busy_us: task.busy_ns.load(Ordering::Relaxed) / 1000,
         ..ParallelStats::default()
     };
     let reason = match run {

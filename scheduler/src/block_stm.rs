@@ -46,6 +46,11 @@ pub trait TransactionTask: Sync {
     /// A fresh worker state; called once per worker thread and block.
     fn worker(&self) -> Self::Worker;
 
+    /// Receives a worker's state when it stops working on the block (for statistics).
+    fn retire_worker(&self, worker: Self::Worker) {
+        drop(worker);
+    }
+
     /// Executes transaction `txn_idx` reading through `view`.
     fn execute(
         &self,
@@ -139,6 +144,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
                 }
             };
         }
+        self.task.retire_worker(worker);
     }
 
     fn try_execute(&self, worker: &mut T::Worker, version: Version) -> Option<Task> {

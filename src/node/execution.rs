@@ -44,6 +44,8 @@ pub struct ExecutedBlock {
     pub skipped: Vec<(B256, SkipReason)>,
     /// How long execution took, in microseconds.
     pub execution_us: u64,
+    /// Block-STM's statistics, when the block ran in parallel.
+    pub parallel: Option<chain_executor::ParallelStats>,
 }
 
 /// Why a block is invalid. Each variant names the field or rule that failed.
@@ -246,7 +248,7 @@ pub fn build_block(
         senders.push(sender);
     }
     let started = std::time::Instant::now();
-    let (output, _) = executor.execute(&db.reader(), &env, &envs)?;
+    let (output, parallel) = executor.execute(&db.reader(), &env, &envs)?;
     let execution_us = started.elapsed().as_micros() as u64;
 
     let mut included_txs = Vec::with_capacity(txs.len());
@@ -300,6 +302,7 @@ pub fn build_block(
         diff: output.diff,
         skipped,
         execution_us,
+        parallel,
     })
 }
 
@@ -373,7 +376,7 @@ pub fn validate_and_execute(
     }
     let env = block_env(spec, header);
     let started = std::time::Instant::now();
-    let (output, _) = executor.execute(&db.reader(), &env, &envs).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
+    let (output, parallel) = executor.execute(&db.reader(), &env, &envs).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
     let execution_us = started.elapsed().as_micros() as u64;
     let mut receipts = Vec::with_capacity(envs.len());
     for (index, outcome) in output.outcomes.iter().enumerate() {
@@ -409,6 +412,7 @@ pub fn validate_and_execute(
         diff: output.diff,
         skipped: Vec::new(),
         execution_us,
+        parallel,
     })
 }
 

@@ -256,6 +256,18 @@ impl Node {
         metrics::gauge!("chaind_finalized_block").set(number as f64);
         metrics::histogram!("chaind_block_execution_seconds").record(executed.execution_us as f64 / 1e6);
         metrics::counter!("chaind_transactions_total").increment(executed.block.tx_hashes.len() as u64);
+        if let Some(stats) = &executed.parallel {
+            let txs = executed.block.tx_hashes.len().max(1) as f64;
+            metrics::gauge!("chaind_execution_executions_per_tx").set(stats.executions as f64 / txs);
+            if stats.run_us > 0 {
+                // Average number of workers busy in the EVM during the run: the speedup over
+                // one worker, before Block-STM's own bookkeeping.
+                metrics::gauge!("chaind_execution_parallelism").set(stats.busy_us as f64 / stats.run_us as f64);
+            }
+            if stats.fallback.is_some() {
+                metrics::counter!("chaind_execution_sequential_fallbacks_total").increment(1);
+            }
+        }
         let (pending, queued) = pool::counts(&inner.pool);
         metrics::gauge!("chaind_txpool_pending").set(pending as f64);
         metrics::gauge!("chaind_txpool_queued").set(queued as f64);
