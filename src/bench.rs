@@ -18,6 +18,8 @@ pub struct ExecutionBenchConfig {
     pub threads: NonZeroUsize,
     /// Timed runs of each executor (the median is reported).
     pub runs: usize,
+    /// When Block-STM gives up on a contended block (`None`: never).
+    pub contention_limit: Option<chain_scheduler::ContentionLimit>,
 }
 
 /// Timings of one executor.
@@ -88,7 +90,7 @@ fn timing(mut samples: Vec<f64>, txs: usize, gas: u64) -> Timing {
 /// blocks of a running node do.
 pub fn run_execution_bench(config: &ExecutionBenchConfig) -> anyhow::Result<ExecutionBenchReport> {
     let Workload { state, env, txs } = generate(&config.workload);
-    let runner = BlockStm::new(config.threads);
+    let runner = BlockStm::new(config.threads).with_contention_limit(config.contention_limit);
     let codes = CodeCache::default();
     let reference = execute_sequential(&state, &env, &txs, &codes)?;
     let gas = reference.gas_used;

@@ -79,6 +79,9 @@ enum BenchCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Never hand contended blocks to the sequential executor (measures Block-STM alone).
+        #[arg(long)]
+        no_fallback: bool,
     },
 }
 
@@ -206,13 +209,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{summary}");
             Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Bench { bench: BenchCommand::Execution { workload, accounts, txs, threads, runs, seed, json } } => {
+        Command::Bench { bench: BenchCommand::Execution { workload, accounts, txs, threads, runs, seed, json, no_fallback } } => {
             let threads = NonZeroUsize::new(threads).context("--threads must be at least 1")?;
             anyhow::ensure!(accounts > 0, "--accounts must be at least 1");
             let report = run_execution_bench(&ExecutionBenchConfig {
                 workload: WorkloadConfig { kind: workload, accounts, txs, seed },
                 threads,
                 runs,
+                contention_limit: (!no_fallback).then(Default::default),
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -98,6 +98,9 @@ struct EvmTask<'a, S> {
     /// Nanoseconds the workers spent inside the EVM, summed once per worker at the end of the
     /// run. Relaxed: read after the workers joined.
     busy_ns: AtomicU64,
+    /// Per transaction: whether a later transaction of the block has the same sender (it will
+    /// read the account this one writes).
+    sender_reused: Vec<bool>,
 }
 
 impl<S: StateReader> EvmTask<'_, S> {
@@ -249,6 +252,14 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
         block_evm(self.env, WorkerDb::new())
     }
 
+    fn predicted_writes(&self, txn_idx: TxnIndex) -> Vec<Location> {
+        if self.sender_reused[txn_idx] {
+            vec![Location::Account(self.txs[txn_idx].caller)]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn retire_worker(&self, evm: Self::Worker) {
         let busy_ns = evm.ctx.journaled_state.database.busy_ns;
         self.busy_ns.fetch_add(busy_ns, Ordering::Relaxed);
@@ -393,6 +404,7 @@ pub fn execute_parallel<S: StateReader>(
         new_code: RwLock::new(HashMap::default()),
         executions: CachePadded::new(AtomicUsize::new(0)),
         busy_ns: AtomicU64::new(0),
+        sender_reused: sender_reused(txs),
     };
     let started = std::time::Instant::now();
     let run = runner.run(&task, txs.len());
@@ -620,4 +632,15 @@ fn par_chunks_each<T: Send, R: Send>(
     let slots: Vec<parking_lot::Mutex<Option<T>>> =
         items.into_iter().map(|item| parking_lot::Mutex::new(Some(item))).collect();
     runner.broadcast(|index, _| work(slots.get(index).and_then(|slot| slot.lock().take()).into_iter().collect()))
+}
+
+/// For each transaction, whether a later one has the same sender.
+fn sender_reused(txs: &[TxEnv]) -> Vec<bool> {
+    let mut seen: alloy_primitives::map::HashSet<Address> =
+        alloy_primitives::map::HashSet::with_capacity_and_hasher(txs.len(), Default::default());
+    let mut reused = vec![false; txs.len()];
+    for (txn_idx, tx) in txs.iter().enumerate().rev() {
+        reused[txn_idx] = !seen.insert(tx.caller);
+    }
+    reused
 }

@@ -46,6 +46,17 @@ pub trait TransactionTask: Sync {
     /// A fresh worker state; called once per worker thread and block.
     fn worker(&self) -> Self::Worker;
 
+    /// Locations transaction `txn_idx` is expected to write, known before anything runs (for
+    /// an EVM block: the sender's account of a transaction that another one from the same
+    /// sender follows). They start as ESTIMATE markers, so that a reader waits for the writer
+    /// instead of executing on a stale value and being aborted. A wrong guess costs a wait,
+    /// never correctness: the writer's first execution replaces the markers with what it
+    /// really wrote.
+    fn predicted_writes(&self, txn_idx: TxnIndex) -> Vec<Self::Key> {
+        let _ = txn_idx;
+        Vec::new()
+    }
+
     /// Receives a worker's state when it stops working on the block (for statistics).
     fn retire_worker(&self, worker: Self::Worker) {
         drop(worker);
@@ -108,17 +119,71 @@ pub struct BlockRun<'t, T: TransactionTask> {
     memory: MvMemory<T::Key, T::Value>,
     outputs: Box<[Mutex<Option<T::Output>>]>,
     failure: Mutex<Option<SchedulerError<T::Error>>>,
+    contention: Option<ContentionLimit>,
+    /// Executions that ended early on a dependency or were aborted by validation. Relaxed: a
+    /// heuristic counter, incremented only on waste, so uncontended blocks never touch it.
+    wasted: crossbeam_utils::CachePadded<crate::sync::AtomicUsize>,
+    /// Executions started. Relaxed: a statistic and a heuristic's denominator; a stale read
+    /// only delays or advances the contention decision by a few executions.
+    executions: crossbeam_utils::CachePadded<crate::sync::AtomicUsize>,
+}
+
+/// When a block is so contended that Block-STM would be slower than executing it in order,
+/// the run stops with [`SchedulerError::Contended`] and the caller executes sequentially.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentionLimit {
+    /// Wasted executions tolerated before the ratio below is checked at all.
+    pub min_wasted: usize,
+    /// Stop when wasted executions exceed this fraction (in percent) of the executions
+    /// started so far.
+    pub max_wasted_percent: usize,
+}
+
+impl Default for ContentionLimit {
+    fn default() -> Self {
+        Self { min_wasted: 64, max_wasted_percent: 40 }
+    }
 }
 
 impl<'t, T: TransactionTask> BlockRun<'t, T> {
     /// A run of `num_txns` transactions of `task`.
     pub fn new(task: &'t T, num_txns: usize) -> Self {
+        Self::with_contention_limit(task, num_txns, None)
+    }
+
+    /// A run that gives up with [`SchedulerError::Contended`] past `limit`.
+    pub fn with_contention_limit(task: &'t T, num_txns: usize, limit: Option<ContentionLimit>) -> Self {
+        let memory = MvMemory::new(num_txns);
+        for txn_idx in 0..num_txns {
+            let predicted = task.predicted_writes(txn_idx);
+            if !predicted.is_empty() {
+                memory.seed_estimates(txn_idx, predicted);
+            }
+        }
         Self {
             task,
             scheduler: Scheduler::new(num_txns),
-            memory: MvMemory::new(num_txns),
+            memory,
             outputs: (0..num_txns).map(|_| Mutex::new(None)).collect(),
             failure: Mutex::new(None),
+            contention: limit,
+            wasted: crossbeam_utils::CachePadded::new(crate::sync::AtomicUsize::new(0)),
+            executions: crossbeam_utils::CachePadded::new(crate::sync::AtomicUsize::new(0)),
+        }
+    }
+
+    /// Executions started so far (re-executions included).
+    pub fn executions(&self) -> usize {
+        self.executions.load(crate::sync::Ordering::Relaxed)
+    }
+
+    /// Counts a wasted execution and stops the run if the block is too contended.
+    fn waste(&self) {
+        let Some(limit) = self.contention else { return };
+        let wasted = self.wasted.fetch_add(1, crate::sync::Ordering::Relaxed) + 1;
+        let executions = self.executions();
+        if wasted >= limit.min_wasted && wasted * 100 > executions * limit.max_wasted_percent {
+            self.fail(SchedulerError::Contended { wasted, executions });
         }
     }
 
@@ -150,6 +215,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
     fn try_execute(&self, worker: &mut T::Worker, version: Version) -> Option<Task> {
         let Version { txn_idx, incarnation } = version;
         loop {
+            self.executions.fetch_add(1, crate::sync::Ordering::Relaxed);
             let mut view = TxnView::new(&self.memory, txn_idx);
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 self.task.execute(worker, txn_idx, incarnation, &mut view)
@@ -165,6 +231,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
                         self.fail(SchedulerError::InvalidDependency { txn_idx, blocking });
                         return None;
                     }
+                    self.waste();
                     if self.scheduler.add_dependency(txn_idx, blocking) {
                         return None;
                     }
@@ -193,6 +260,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
         let aborted = !valid && self.scheduler.try_validation_abort(txn_idx, incarnation);
         if aborted {
             self.memory.convert_writes_to_estimates(txn_idx);
+            self.waste();
         }
         self.scheduler.finish_validation(txn_idx, aborted)
     }
@@ -238,6 +306,7 @@ pub struct BlockStm {
     pool: rayon::ThreadPool,
     threads: NonZeroUsize,
     run_lock: std::sync::Mutex<()>,
+    contention: Option<ContentionLimit>,
 }
 
 impl BlockStm {
@@ -248,7 +317,14 @@ impl BlockStm {
             .thread_name(|i| format!("block-stm-{i}"))
             .build()
             .expect("spawning worker threads succeeds");
-        Self { pool, threads, run_lock: std::sync::Mutex::new(()) }
+        Self { pool, threads, run_lock: std::sync::Mutex::new(()), contention: Some(ContentionLimit::default()) }
+    }
+
+    /// Sets when a run gives up on a contended block (`None`: never; Block-STM then runs every
+    /// block to the end however contended).
+    pub fn with_contention_limit(mut self, limit: Option<ContentionLimit>) -> Self {
+        self.contention = limit;
+        self
     }
 
     /// Number of worker threads.
@@ -264,7 +340,7 @@ impl BlockStm {
         task: &T,
         num_txns: usize,
     ) -> Result<(Vec<T::Output>, MvMemory<T::Key, T::Value>), SchedulerError<T::Error>> {
-        let run = BlockRun::new(task, num_txns);
+        let run = BlockRun::with_contention_limit(task, num_txns, self.contention);
         if num_txns > 0 {
             let _exclusive = self.run_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             self.pool.broadcast(|_| run.work());

@@ -34,6 +34,14 @@ pub enum SchedulerError<E> {
         /// The transaction.
         txn_idx: TxnIndex,
     },
+    /// The block is too contended for parallel execution to pay off: the run stopped early.
+    #[error("too contended: {wasted} of {executions} executions wasted")]
+    Contended {
+        /// Executions that hit a dependency or were aborted.
+        wasted: usize,
+        /// Executions started when the run stopped.
+        executions: usize,
+    },
     /// A location still holds an ESTIMATE after the run (an invariant broke).
     #[error("transaction {txn_idx} left an ESTIMATE behind after the run")]
     EstimateLeft {

@@ -60,7 +60,9 @@ mod sync;
 /// Transaction indices, incarnations, versions and tasks.
 pub mod types;
 
-pub use block_stm::{BlockRun, BlockStm, TaskError, TaskOutput, TransactionTask, TxnView, fold_deltas};
+pub use block_stm::{
+    BlockRun, BlockStm, ContentionLimit, TaskError, TaskOutput, TransactionTask, TxnView, fold_deltas,
+};
 pub use error::SchedulerError;
 pub use mvmemory::{MvMemory, MvRead, MvValue, ReadEntry, ReadOrigin, ReadSet};
 pub use scheduler::Scheduler;

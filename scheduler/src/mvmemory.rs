@@ -369,6 +369,18 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
         wrote_new_location
     }
 
+    /// Marks `keys` as written by `txn_idx` before it ran, with ESTIMATE markers (see
+    /// `TransactionTask::predicted_writes`). Its first `record` replaces or removes them.
+    pub fn seed_estimates(&self, txn_idx: TxnIndex, keys: Vec<K>) {
+        let mut locations = Vec::with_capacity(keys.len());
+        for key in keys {
+            let hash = self.hash_key(&key);
+            self.shard(hash).write().insert(hash, key.clone(), txn_idx, Cell::Estimate);
+            locations.push((hash, key));
+        }
+        *self.last_written_locations[txn_idx].lock() = locations;
+    }
+
     /// Turns the writes of the latest incarnation of `txn_idx` into ESTIMATE markers, after it
     /// was aborted: readers then wait for its next incarnation instead of reading stale data.
     pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {

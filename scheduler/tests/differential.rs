@@ -10,7 +10,7 @@ use toy::{Op, ToyTask, Txn, final_state, sequential};
 
 /// Runners with 1, 2 and 8 workers, shared by every case (each owns a thread pool).
 static RUNNERS: std::sync::LazyLock<[BlockStm; 3]> = std::sync::LazyLock::new(|| {
-    [1, 2, 8].map(|n| BlockStm::new(NonZeroUsize::new(n).unwrap()))
+    [1, 2, 8].map(|n| BlockStm::new(NonZeroUsize::new(n).unwrap()).with_contention_limit(None))
 });
 
 fn op(keys: u8) -> impl Strategy<Value = Op> {
@@ -22,20 +22,24 @@ fn op(keys: u8) -> impl Strategy<Value = Op> {
     ]
 }
 
-fn block() -> impl Strategy<Value = (Vec<Txn>, Vec<u32>)> {
+type Block = (Vec<Txn>, Vec<u32>, Vec<Vec<u8>>);
+
+fn block() -> impl Strategy<Value = Block> {
     (1u8..24).prop_flat_map(|keys| {
         (0usize..120).prop_flat_map(move |n| {
             (
                 prop::collection::vec(prop::collection::vec(op(keys), 0..8), n),
                 prop::collection::vec(0u32..2000, n),
+                // Predicted writes, mostly none, sometimes wrong.
+                prop::collection::vec(prop::collection::vec(0..keys, 0..2), n),
             )
         })
     })
 }
 
-fn check(block: Vec<Txn>, work: Vec<u32>) -> Result<(), TestCaseError> {
+fn check(block: Vec<Txn>, work: Vec<u32>, hints: Vec<Vec<u8>>) -> Result<(), TestCaseError> {
     let (expected_outputs, expected_state) = sequential(&block);
-    let task = ToyTask { block, work };
+    let task = ToyTask { block, work, hints };
     for runner in RUNNERS.iter() {
         let threads = runner.threads();
         let (outputs, memory) = runner.run(&task, task.block.len()).expect("run succeeds");
@@ -53,8 +57,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn parallel_equals_sequential((block, work) in block()) {
-        check(block, work)?;
+    fn parallel_equals_sequential((block, work, hints) in block()) {
+        check(block, work, hints)?;
     }
 }
 
@@ -63,7 +67,26 @@ fn full_contention_chain() {
     // Every transaction reads and writes the same location: a pure chain of dependencies.
     let block: Vec<Txn> = (0..300).map(|_| vec![Op::Read(0), Op::Write(0)]).collect();
     let work = vec![100; block.len()];
-    check(block, work).unwrap();
+    let hints = vec![vec![0]; block.len()];
+    check(block.clone(), work.clone(), Vec::new()).unwrap();
+    check(block, work, hints).unwrap();
+}
+
+#[test]
+fn contention_limit_stops_a_hopeless_block() {
+    let block: Vec<Txn> = (0..2000).map(|_| vec![Op::Read(0), Op::Write(0)]).collect();
+    let task = ToyTask { work: vec![200; block.len()], hints: Vec::new(), block };
+    let runner = BlockStm::new(NonZeroUsize::new(2).unwrap());
+    match runner.run(&task, task.block.len()) {
+        Err(chain_scheduler::SchedulerError::Contended { wasted, .. }) => assert!(wasted >= 64),
+        Ok(_) => {
+            // One worker can outrun the other and leave nothing to waste; then the result
+            // must simply be right.
+            let (outputs, _) = runner.run(&task, task.block.len()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(outputs, sequential(&task.block).0);
+        }
+        Err(other) => panic!("unexpected error {other}"),
+    }
 }
 
 #[test]
@@ -73,7 +96,7 @@ fn deltas_commute() {
         .map(|i| if i % 50 == 49 { vec![Op::Read(0), Op::Write(1)] } else { vec![Op::Add(0, i)] })
         .collect();
     let work = vec![50; block.len()];
-    check(block, work).unwrap();
+    check(block, work, Vec::new()).unwrap();
 }
 
 #[test]
@@ -86,12 +109,12 @@ fn tiny_blocks_many_times_three_threads() {
         vec![vec![Op::Read(1), Op::Write(0)], vec![Op::Read(0), Op::Branch(1, 2)], vec![Op::Read(2), Op::Read(1)]],
         vec![vec![Op::Add(0, 1)], vec![Op::Add(0, 2)], vec![Op::Read(0), Op::Write(1)]],
     ];
-    let runner = BlockStm::new(NonZeroUsize::new(3).unwrap());
+    let runner = BlockStm::new(NonZeroUsize::new(3).unwrap()).with_contention_limit(None);
     for round in 0..3000 {
         let block = blocks[round % blocks.len()].clone();
         let work = vec![(round % 7) as u32 * 10; block.len()];
         let (expected_outputs, _) = sequential(&block);
-        let task = ToyTask { block, work };
+        let task = ToyTask { block, work, hints: Vec::new() };
         let (outputs, _) = runner.run(&task, 3).unwrap();
         assert_eq!(outputs, expected_outputs);
     }

@@ -25,7 +25,7 @@ fn model_bounded(block: Vec<Txn>, threads: usize, preemptions: usize) {
     // Idle workers poll the scheduler; each poll is a few branch points.
     builder.max_branches = 100_000;
     let (expected_outputs, expected_state) = sequential(&block);
-    let task: &'static ToyTask = Box::leak(Box::new(ToyTask { work: vec![0; block.len()], block }));
+    let task: &'static ToyTask = Box::leak(Box::new(ToyTask { work: vec![0; block.len()], hints: Vec::new(), block }));
     builder.check(move || {
         let run = Arc::new(BlockRun::new(task, task.block.len()));
         let handles: Vec<_> = (1..threads)

@@ -103,6 +103,8 @@ pub struct ToyTask {
     pub block: Vec<Txn>,
     /// Busy-work per transaction, to vary interleavings.
     pub work: Vec<u32>,
+    /// Predicted writes per transaction (right or wrong guesses; empty for none).
+    pub hints: Vec<Vec<u8>>,
 }
 
 impl TransactionTask for ToyTask {
@@ -113,6 +115,10 @@ impl TransactionTask for ToyTask {
     type Worker = ();
 
     fn worker(&self) {}
+
+    fn predicted_writes(&self, txn_idx: TxnIndex) -> Vec<u8> {
+        self.hints.get(txn_idx).cloned().unwrap_or_default()
+    }
 
     fn execute(
         &self,
