@@ -20,7 +20,6 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-
 /// The node runs on mimalloc; so do the measurements.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,7 +35,11 @@ fn address(i: u64) -> Address {
 }
 
 fn base_account(i: u64) -> Account {
-    Account { nonce: i % 7, balance: U256::from(1_000_000 + i), ..Account::default() }
+    Account {
+        nonce: i % 7,
+        balance: U256::from(1_000_000 + i),
+        ..Account::default()
+    }
 }
 
 /// A diff touching `DIFF_ACCOUNTS` random existing accounts, each with 2 new storage slots.
@@ -47,12 +50,30 @@ fn commit_diff(rng: &mut StdRng, salt: u64) -> (StateDiff, Vec<u64>) {
         let i = rng.random_range(0..ACCOUNTS);
         let storage: BTreeMap<U256, U256> = [
             (U256::from(salt * 2), U256::from(rng.random::<u64>() | 1)),
-            (U256::from(salt * 2 + 1), U256::from(rng.random::<u64>() | 1)),
+            (
+                U256::from(salt * 2 + 1),
+                U256::from(rng.random::<u64>() | 1),
+            ),
         ]
         .into_iter()
         .collect();
-        let info = Account { nonce: salt + 100, balance: U256::from(rng.random::<u64>()), ..Account::default() };
-        if diff.accounts.insert(address(i), AccountUpdate { info: Some(info), storage_cleared: false, storage }).is_none() {
+        let info = Account {
+            nonce: salt + 100,
+            balance: U256::from(rng.random::<u64>()),
+            ..Account::default()
+        };
+        if diff
+            .accounts
+            .insert(
+                address(i),
+                AccountUpdate {
+                    info: Some(info),
+                    storage_cleared: false,
+                    storage,
+                },
+            )
+            .is_none()
+        {
             touched.push(i);
         }
     }
@@ -68,7 +89,13 @@ fn load_state(config: StateConfig) -> (tempfile::TempDir, StateDb, u64) {
     for start in (0..ACCOUNTS).step_by(LOAD_BLOCK_ACCOUNTS as usize) {
         let mut diff = StateDiff::default();
         for i in start..(start + LOAD_BLOCK_ACCOUNTS).min(ACCOUNTS) {
-            diff.accounts.insert(address(i), AccountUpdate { info: Some(base_account(i)), ..Default::default() });
+            diff.accounts.insert(
+                address(i),
+                AccountUpdate {
+                    info: Some(base_account(i)),
+                    ..Default::default()
+                },
+            );
         }
         db.commit_block(number, &diff, &[]).expect("load block");
         number += 1;
@@ -83,7 +110,8 @@ fn load_state(config: StateConfig) -> (tempfile::TempDir, StateDb, u64) {
 /// Sorted (hashed address, account RLP) leaves of the loaded state after `diff`, with alloy's
 /// own encoding of the accounts and storage roots.
 fn leaves_after(diff: &StateDiff) -> Vec<(B256, Vec<u8>)> {
-    let changed: HashMap<Address, &AccountUpdate> = diff.accounts.iter().map(|(a, u)| (*a, u)).collect();
+    let changed: HashMap<Address, &AccountUpdate> =
+        diff.accounts.iter().map(|(a, u)| (*a, u)).collect();
     let mut leaves: Vec<(B256, Vec<u8>)> = (0..ACCOUNTS)
         .map(|i| {
             let address = address(i);
@@ -127,9 +155,16 @@ fn bench_commit(c: &mut Criterion) {
     let (diff, _) = commit_diff(&mut rng, 0);
     let started = Instant::now();
     let root = db.commit_block(first_block, &diff, &[]).expect("commit");
-    eprintln!("first 10k-account commit: {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+    eprintln!(
+        "first 10k-account commit: {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     let leaves = leaves_after(&diff);
-    assert_eq!(root, alloy_root(&leaves), "our root differs from alloy-trie's");
+    assert_eq!(
+        root,
+        alloy_root(&leaves),
+        "our root differs from alloy-trie's"
+    );
     assert_eq!(root, trie::build_root(&leaves, None));
 
     let mut group = c.benchmark_group("state_commit");
@@ -151,15 +186,22 @@ fn bench_commit(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
-    group.bench_function("alloy_hash_builder_from_scratch_1m", |b| b.iter(|| alloy_root(&leaves)));
-    group.bench_function("ours_build_root_from_scratch_1m", |b| b.iter(|| trie::build_root(&leaves, None)));
+    group.bench_function("alloy_hash_builder_from_scratch_1m", |b| {
+        b.iter(|| alloy_root(&leaves))
+    });
+    group.bench_function("ours_build_root_from_scratch_1m", |b| {
+        b.iter(|| trie::build_root(&leaves, None))
+    });
     group.finish();
 }
 
 fn bench_reads(c: &mut Criterion) {
     // Our account cache far smaller than the state, so uniform reads over all accounts miss
     // it and go to RocksDB (whose block cache holds the whole accounts family).
-    let config = StateConfig { account_cache_entries: 10_000, ..StateConfig::default() };
+    let config = StateConfig {
+        account_cache_entries: 10_000,
+        ..StateConfig::default()
+    };
     let (_dir, db, _) = load_state(config);
     let reader = db.reader();
     let addresses: Vec<Address> = (0..ACCOUNTS).map(address).collect();
@@ -167,7 +209,10 @@ fn bench_reads(c: &mut Criterion) {
     for address in &addresses {
         assert!(reader.account(address).expect("read").is_some());
     }
-    eprintln!("warm-up read of all accounts: {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "warm-up read of all accounts: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let hot: Vec<Address> = addresses[..2_000].to_vec();
     for address in &hot {
         reader.account(address).expect("read");

@@ -6,7 +6,7 @@
 //! sender and receiver); the block's fee recipient is credited once per block.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target cargo run --profile bench -p chain-benches --example
-//! state_db_size [blocks]`.
+//! state_db_size [blocks]` (`WRITE_BUFFER_MB=<n>` overrides the memtable size).
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use chain_primitives::{Account, AccountUpdate, StateDiff};
@@ -16,7 +16,6 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
-
 
 /// The node runs on mimalloc; so do the measurements.
 #[global_allocator]
@@ -43,7 +42,11 @@ fn dir_size(path: &Path) -> u64 {
                 .filter_map(Result::ok)
                 .map(|e| {
                     let meta = e.metadata().expect("metadata");
-                    if meta.is_dir() { dir_size(&e.path()) } else { meta.len() }
+                    if meta.is_dir() {
+                        dir_size(&e.path())
+                    } else {
+                        meta.len()
+                    }
                 })
                 .sum()
         })
@@ -52,23 +55,50 @@ fn dir_size(path: &Path) -> u64 {
 
 fn run(history_blocks: u64, blocks: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = StateDb::open(dir.path(), StateConfig { history_blocks, ..StateConfig::default() }).expect("open");
+    let mut config = StateConfig {
+        history_blocks,
+        ..StateConfig::default()
+    };
+    if let Ok(mb) = std::env::var("WRITE_BUFFER_MB") {
+        config.write_buffer_bytes = mb.parse::<usize>().expect("megabytes") << 20;
+    }
+    let db = StateDb::open(dir.path(), config).expect("open");
     let token = Address::repeat_byte(0x70);
     let coinbase = Address::repeat_byte(0xcb);
     let token_code = Bytes::from_static(&[0x60, 0x80, 0x60, 0x40, 0x52, 0x00]);
     let token_code_hash = keccak256(&token_code);
-    let mut accounts: Vec<Account> = (0..HOLDERS).map(|_| Account::with_balance(U256::from(10u64).pow(U256::from(20)))).collect();
+    let mut accounts: Vec<Account> = (0..HOLDERS)
+        .map(|_| Account::with_balance(U256::from(10u64).pow(U256::from(20))))
+        .collect();
     let mut token_balances: Vec<U256> = vec![U256::from(1_000_000u64); HOLDERS as usize];
     let mut fees_collected = U256::ZERO;
 
     let mut genesis = StateDiff::default();
     for i in 0..HOLDERS {
-        genesis.accounts.insert(holder(i), AccountUpdate { info: Some(accounts[i as usize]), ..Default::default() });
+        genesis.accounts.insert(
+            holder(i),
+            AccountUpdate {
+                info: Some(accounts[i as usize]),
+                ..Default::default()
+            },
+        );
     }
-    let token_account = Account { nonce: 1, balance: U256::ZERO, code_hash: token_code_hash };
-    let storage: BTreeMap<U256, U256> =
-        (0..HOLDERS).map(|i| (balance_slot(&holder(i)), token_balances[i as usize])).collect();
-    genesis.accounts.insert(token, AccountUpdate { info: Some(token_account), storage_cleared: true, storage });
+    let token_account = Account {
+        nonce: 1,
+        balance: U256::ZERO,
+        code_hash: token_code_hash,
+    };
+    let storage: BTreeMap<U256, U256> = (0..HOLDERS)
+        .map(|i| (balance_slot(&holder(i)), token_balances[i as usize]))
+        .collect();
+    genesis.accounts.insert(
+        token,
+        AccountUpdate {
+            info: Some(token_account),
+            storage_cleared: true,
+            storage,
+        },
+    );
     genesis.codes.insert(token_code_hash, token_code);
     db.genesis(&genesis, &[]).expect("genesis");
 
@@ -92,10 +122,29 @@ fn run(history_blocks: u64, blocks: u64) {
             fees_collected += fee;
             slots.insert(balance_slot(&holder(from as u64)), token_balances[from]);
             slots.insert(balance_slot(&holder(to as u64)), token_balances[to]);
-            diff.accounts.insert(holder(from as u64), AccountUpdate { info: Some(accounts[from]), ..Default::default() });
+            diff.accounts.insert(
+                holder(from as u64),
+                AccountUpdate {
+                    info: Some(accounts[from]),
+                    ..Default::default()
+                },
+            );
         }
-        diff.accounts.insert(token, AccountUpdate { info: Some(token_account), storage_cleared: false, storage: slots });
-        diff.accounts.insert(coinbase, AccountUpdate { info: Some(Account::with_balance(fees_collected)), ..Default::default() });
+        diff.accounts.insert(
+            token,
+            AccountUpdate {
+                info: Some(token_account),
+                storage_cleared: false,
+                storage: slots,
+            },
+        );
+        diff.accounts.insert(
+            coinbase,
+            AccountUpdate {
+                info: Some(Account::with_balance(fees_collected)),
+                ..Default::default()
+            },
+        );
         db.commit_block(number, &diff, &[]).expect("commit");
     }
     let elapsed = started.elapsed();
@@ -108,7 +157,11 @@ fn run(history_blocks: u64, blocks: u64) {
     let (_, root): (u64, B256) = db.latest().expect("latest");
     println!(
         "history_blocks={:<20} blocks={blocks} time={:.1}s ({:.2} ms/block) sst+memtables={:.1} MiB, dir={:.1} MiB, after full compaction={:.1} MiB; changesets={} history entries={} account trie nodes={} storage trie nodes={} root={root}",
-        if history_blocks == u64::MAX { "u64::MAX (all)".to_string() } else { history_blocks.to_string() },
+        if history_blocks == u64::MAX {
+            "u64::MAX (all)".to_string()
+        } else {
+            history_blocks.to_string()
+        },
         elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1e3 / blocks as f64,
         live as f64 / (1 << 20) as f64,
@@ -122,7 +175,11 @@ fn run(history_blocks: u64, blocks: u64) {
 }
 
 fn main() {
-    let blocks = std::env::args().nth(1).map_or(10_000, |arg| arg.parse().expect("block count"));
+    let blocks = std::env::args()
+        .nth(1)
+        .map_or(10_000, |arg| arg.parse().expect("block count"));
     run(128, blocks);
-    run(u64::MAX, blocks);
+    if std::env::var_os("ONLY_PRUNED").is_none() {
+        run(u64::MAX, blocks);
+    }
 }

@@ -1,0 +1,857 @@
+//! Committing blocks and reverting them: turning account changes into flat-state writes, trie
+//! updates (storage tries in parallel, then the account trie), changesets and pruning, all in
+//! one `WriteBatch`.
+
+use crate::StateError;
+use crate::codec::{StoredAccount, decode_value, encode_value, storage_key};
+use crate::columns::StateColumn;
+use crate::db::{
+    CfNodes, ChainWrite, Head, Inner, META_FIRST_CHANGESET, META_LATEST, META_VERSION,
+    ResidentTrie, SCHEMA_VERSION, StateDb, latest_record, root_key, trie_key,
+};
+use crate::history::{Changeset, Header, KeyFilter, add_entry, chunk_entries, header_db_key};
+use crate::trie::{
+    EMPTY_ROOT_HASH, IncrementalTrie, NibbleUpdate, Node, TrieChanges, account_rlp, build_root,
+    prune_along, sort_dedup, storage_value_rlp, unpack,
+};
+use alloy_primitives::{Address, B256, U256, keccak256};
+use chain_primitives::{Account, StateDiff};
+use rayon::prelude::*;
+use rocksdb::{ReadOptions, WriteBatch};
+use std::collections::BTreeMap;
+
+/// A raw database entry.
+type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// A trie node change: the node's database key and the node, `None` deleting.
+pub(crate) type NodeOp = (Vec<u8>, Option<Vec<u8>>);
+
+/// Turns trie changes into node operations sorted by key (RocksDB inserts keys into a
+/// memtable faster in order).
+fn node_ops(owner: Option<&Address>, changes: TrieChanges, out: &mut Vec<NodeOp>) {
+    let start = out.len();
+    out.extend(
+        changes
+            .deletes
+            .into_iter()
+            .map(|path| (trie_key(owner, &path), None)),
+    );
+    out.extend(
+        changes
+            .writes
+            .into_iter()
+            .map(|(path, node)| (trie_key(owner, &path), Some(node))),
+    );
+    // Stable: a wipe's deletion pushed before stays before the write of the same key.
+    out[start..].sort_by(|a, b| a.0.cmp(&b.0));
+}
+
+fn stage_node_ops(batch: &mut WriteBatch, cf: &rocksdb::ColumnFamily, ops: &[NodeOp]) {
+    for (key, node) in ops {
+        match node {
+            Some(node) => batch.put_cf(cf, key, node),
+            None => batch.delete_cf(cf, key),
+        }
+    }
+}
+
+/// One account's trie results, computed in parallel.
+struct TrieWork {
+    /// The new storage root and the storage trie's node operations, if the trie changed.
+    storage: Option<(B256, Vec<NodeOp>)>,
+    /// The account's key in the account trie.
+    hashed_key: Vec<u8>,
+}
+
+/// What to do to one account.
+#[derive(Clone, Debug)]
+pub(crate) struct AccountChange {
+    pub(crate) address: Address,
+    /// The account afterwards; `None` deletes it with its storage.
+    pub(crate) info: Option<Account>,
+    /// Whether the storage before is void (slots then apply to an empty storage).
+    pub(crate) clear_storage: bool,
+    /// Slots written, sorted by slot; zero deletes.
+    pub(crate) slots: Vec<(U256, U256)>,
+}
+
+/// Everything a commit writes, computed before anything is written.
+#[derive(Default)]
+pub(crate) struct CommitPlan {
+    /// The flat-state and storage-trie writes, staged while the account trie was computed
+    /// (when staging was asked for).
+    pub(crate) batch: Option<WriteBatch>,
+    /// The new state root.
+    pub(crate) root: B256,
+    /// New records of changed accounts (`None`: deleted).
+    pub(crate) accounts: Vec<(Address, Option<StoredAccount>)>,
+    /// New values of changed slots (zero: deleted).
+    pub(crate) storage: Vec<(Address, U256, U256)>,
+    /// Accounts that did not exist before (for the existence filter).
+    pub(crate) created: Vec<Address>,
+    /// Storage-trie node changes, sorted by key; a wiped trie's deletions precede writes of
+    /// the same key.
+    pub(crate) storage_trie_ops: Vec<NodeOp>,
+    /// Account-trie node changes, sorted by key.
+    pub(crate) account_trie_ops: Vec<NodeOp>,
+    /// The account trie's root node after the plan, clean, to keep in memory.
+    pub(crate) account_trie_root: Node,
+    /// The account-trie updates applied (sorted), to prune the kept nodes along their paths.
+    pub(crate) account_updates: Vec<NibbleUpdate>,
+    /// The values before, of everything that changed.
+    pub(crate) changeset: Changeset,
+}
+
+/// Changes to the in-memory changeset filters that go with a write.
+#[derive(Default)]
+struct HistoryUpdate {
+    /// The new block's changeset filter.
+    added: Option<(u64, KeyFilter)>,
+    /// Blocks whose changesets are deleted (pruned or reverted).
+    removed: Vec<u64>,
+}
+
+/// One account's work within a plan.
+struct Work {
+    address: Address,
+    old: Option<StoredAccount>,
+    info: Option<Account>,
+    /// The storage before is void (cleared, or the account is deleted).
+    cleared: bool,
+    /// Slots whose value changes: (slot, old, new).
+    slot_changes: Vec<(U256, U256, U256)>,
+    /// Slots the storage trie must receive: all non-zero slots when the trie is rebuilt from
+    /// empty, else the changed ones.
+    trie_slots: Vec<(U256, U256)>,
+    /// Database keys of the stored storage-trie nodes to delete (the trie is wiped).
+    wiped_trie_keys: Vec<Vec<u8>>,
+}
+
+impl Work {
+    fn old_storage_root(&self) -> B256 {
+        self.old.map_or(EMPTY_ROOT_HASH, |a| a.storage_root)
+    }
+}
+
+pub(crate) fn changes_of(diff: &StateDiff) -> Vec<AccountChange> {
+    diff.accounts
+        .iter()
+        .map(|(address, update)| AccountChange {
+            address: *address,
+            info: update.info,
+            clear_storage: update.storage_cleared,
+            slots: update
+                .storage
+                .iter()
+                .map(|(slot, value)| (*slot, *value))
+                .collect(),
+        })
+        .collect()
+}
+
+impl Inner {
+    /// Old records of `addresses` (sorted), from the filter, the cache, then one batched read.
+    /// Does not fill the cache: the commit is about to change these entries.
+    fn accounts_before(
+        &self,
+        addresses: &[Address],
+    ) -> Result<Vec<Option<StoredAccount>>, StateError> {
+        let mut result = vec![None; addresses.len()];
+        let mut missing = Vec::new();
+        {
+            let filter = self.filter.read();
+            for (i, address) in addresses.iter().enumerate() {
+                if !filter.may_contain(address) {
+                    continue;
+                }
+                match self.account_cache.peek(address) {
+                    Some(cached) => result[i] = cached,
+                    None => missing.push(i),
+                }
+            }
+        }
+        let keys: Vec<&[u8]> = missing.iter().map(|&i| addresses[i].as_slice()).collect();
+        let values = self
+            .db
+            .batched_multi_get_cf(self.cf(StateColumn::Accounts), keys, true);
+        for (i, value) in missing.into_iter().zip(values) {
+            if let Some(bytes) = value? {
+                result[i] = Some(StoredAccount::decode(&bytes)?);
+            }
+        }
+        Ok(result)
+    }
+
+    /// All stored entries of `cf` under the 20-byte prefix `address`.
+    fn entries_under(
+        &self,
+        column: StateColumn,
+        address: &Address,
+    ) -> Result<Vec<KeyValue>, StateError> {
+        let mut options = ReadOptions::default();
+        options.set_prefix_same_as_start(true);
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(column), options);
+        iter.seek(address.as_slice());
+        let mut entries = Vec::new();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if !key.starts_with(address.as_slice()) {
+                break;
+            }
+            entries.push((key.to_vec(), value.to_vec()));
+            iter.next();
+        }
+        iter.status()?;
+        Ok(entries)
+    }
+
+    /// Takes the in-memory top of the account trie if it belongs to `root`.
+    pub(crate) fn take_resident(&self, root: B256) -> Option<Node> {
+        self.resident
+            .lock()
+            .take()
+            .filter(|resident| resident.root == root)
+            .map(|r| r.node)
+    }
+
+    /// Computes the plan for applying `changes` (sorted by address, one per address) on top
+    /// of the state whose root is `parent_root`; `resident` is that state's account trie top
+    /// from memory, if known. With `stage`, the plan's flat-state and storage-trie writes are
+    /// put in `plan.batch` meanwhile (the account-trie writes are left to [`Inner::stage_account_trie`]).
+    pub(crate) fn plan(
+        &self,
+        changes: Vec<AccountChange>,
+        parent_root: B256,
+        resident: Option<Node>,
+        stage: bool,
+    ) -> Result<CommitPlan, StateError> {
+        let addresses: Vec<Address> = changes.iter().map(|c| c.address).collect();
+        debug_assert!(
+            addresses.windows(2).all(|w| w[0] < w[1]),
+            "changes not sorted"
+        );
+        let olds = self.accounts_before(&addresses)?;
+
+        let mut plan = CommitPlan::default();
+        let mut works: Vec<Work> = Vec::with_capacity(changes.len());
+        // Slots whose old value must be read: (work index, slot index, key).
+        let mut lookups: Vec<(usize, usize, [u8; 52])> = Vec::new();
+        for (change, old) in changes.into_iter().zip(olds) {
+            let cleared = change.clear_storage || change.info.is_none();
+            let old_root = old.map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
+            let mut work = Work {
+                address: change.address,
+                old,
+                info: change.info,
+                cleared,
+                slot_changes: Vec::new(),
+                trie_slots: Vec::new(),
+                wiped_trie_keys: Vec::new(),
+            };
+            let new_slots = if change.info.is_some() {
+                change.slots
+            } else {
+                Vec::new()
+            };
+            if cleared {
+                let mut before: BTreeMap<U256, U256> = BTreeMap::new();
+                if old_root != EMPTY_ROOT_HASH {
+                    for (key, value) in self.entries_under(StateColumn::Storage, &change.address)? {
+                        before.insert(U256::from_be_slice(&key[20..]), decode_value(&value)?);
+                    }
+                    work.wiped_trie_keys = self
+                        .entries_under(StateColumn::StorageTrie, &change.address)?
+                        .into_iter()
+                        .map(|(key, _)| key)
+                        .collect();
+                }
+                for (slot, new) in new_slots {
+                    let old = before.remove(&slot).unwrap_or_default();
+                    if old != new {
+                        work.slot_changes.push((slot, old, new));
+                    }
+                    if !new.is_zero() {
+                        work.trie_slots.push((slot, new));
+                    }
+                }
+                // What the block did not rewrite is gone.
+                work.slot_changes.extend(
+                    before
+                        .into_iter()
+                        .map(|(slot, old)| (slot, old, U256::ZERO)),
+                );
+                work.slot_changes.sort_unstable_by_key(|(slot, _, _)| *slot);
+            } else {
+                let index = works.len();
+                for (slot, new) in new_slots {
+                    let position = work.slot_changes.len();
+                    // The new value in both places for now; the old one is filled in below.
+                    work.slot_changes.push((slot, U256::ZERO, new));
+                    if old_root == EMPTY_ROOT_HASH {
+                        continue;
+                    }
+                    match self.storage_cache.peek(&(change.address, slot)) {
+                        Some(value) => work.slot_changes[position].1 = value,
+                        None => {
+                            lookups.push((index, position, storage_key(&change.address, &slot)))
+                        }
+                    }
+                }
+            }
+            works.push(work);
+        }
+
+        // Old values of slots not in the cache: one batched, sorted read.
+        if !lookups.is_empty() {
+            let keys: Vec<&[u8; 52]> = lookups.iter().map(|(_, _, key)| key).collect();
+            let values = self
+                .db
+                .batched_multi_get_cf(self.cf(StateColumn::Storage), keys, true);
+            for ((work, position, _), value) in lookups.iter().zip(values) {
+                if let Some(bytes) = value? {
+                    works[*work].slot_changes[*position].1 = decode_value(&bytes)?;
+                }
+            }
+        }
+        for work in works.iter_mut().filter(|w| !w.cleared) {
+            work.slot_changes.retain(|(_, old, new)| old != new);
+            work.trie_slots = work
+                .slot_changes
+                .iter()
+                .map(|(slot, _, new)| (*slot, *new))
+                .collect();
+        }
+
+        // Storage tries and account keys, in parallel across accounts.
+        let storage_cf = self.cf(StateColumn::StorageTrie);
+        let trie_results: Vec<Result<TrieWork, StateError>> = works
+            .par_iter_mut()
+            .map(|work| {
+                let hashed_key = unpack(keccak256(work.address).as_slice());
+                let mut ops: Vec<NodeOp> = std::mem::take(&mut work.wiped_trie_keys)
+                    .into_iter()
+                    .map(|key| (key, None))
+                    .collect();
+                if work.info.is_none() || (!work.cleared && work.trie_slots.is_empty()) {
+                    let storage = (!ops.is_empty()).then_some((EMPTY_ROOT_HASH, ops));
+                    return Ok(TrieWork {
+                        storage,
+                        hashed_key,
+                    });
+                }
+                let start = if work.cleared {
+                    EMPTY_ROOT_HASH
+                } else {
+                    work.old_storage_root()
+                };
+                let (root, changes) = if start == EMPTY_ROOT_HASH {
+                    // A new storage trie: build it in one pass, without node objects.
+                    let mut leaves: Vec<(B256, Vec<u8>)> = work
+                        .trie_slots
+                        .iter()
+                        .filter(|(_, value)| !value.is_zero())
+                        .map(|(slot, value)| {
+                            (
+                                keccak256(slot.to_be_bytes::<32>()),
+                                storage_value_rlp(*value),
+                            )
+                        })
+                        .collect();
+                    leaves.sort_unstable_by_key(|leaf| leaf.0);
+                    let writes = parking_lot::Mutex::new(Vec::with_capacity(leaves.len() + 2));
+                    let sink = |path: &[u8], node: &[u8]| {
+                        writes.lock().push((path.to_vec(), node.to_vec()))
+                    };
+                    let root = build_root(&leaves, Some(&sink));
+                    (
+                        root,
+                        TrieChanges {
+                            writes: writes.into_inner(),
+                            deletes: Vec::new(),
+                        },
+                    )
+                } else {
+                    // Not cleared: the trie's slots are exactly the changed ones.
+                    let mut updates: Vec<NibbleUpdate> = work
+                        .slot_changes
+                        .iter()
+                        .map(|(slot, old, new)| NibbleUpdate {
+                            key: unpack(keccak256(slot.to_be_bytes::<32>()).as_slice()),
+                            value: (!new.is_zero()).then(|| storage_value_rlp(*new)),
+                            old_value: (!old.is_zero()).then(|| storage_value_rlp(*old)),
+                        })
+                        .collect();
+                    sort_dedup(&mut updates);
+                    let source = CfNodes {
+                        db: &self.db,
+                        cf: storage_cf,
+                        owner: Some(work.address),
+                    };
+                    let mut trie = IncrementalTrie::open(&source, start);
+                    trie.apply(&updates)?;
+                    trie.commit()
+                };
+                node_ops(Some(&work.address), changes, &mut ops);
+                Ok(TrieWork {
+                    storage: Some((root, ops)),
+                    hashed_key,
+                })
+            })
+            .collect();
+
+        // Account records, the account trie's updates, flat writes and the changeset.
+        let mut account_updates: Vec<NibbleUpdate> = Vec::new();
+        for (work, result) in works.into_iter().zip(trie_results) {
+            let TrieWork {
+                storage,
+                hashed_key,
+            } = result?;
+            let new_root = match storage {
+                Some((root, ops)) => {
+                    plan.storage_trie_ops.extend(ops);
+                    root
+                }
+                None if work.cleared => EMPTY_ROOT_HASH,
+                None => work.old_storage_root(),
+            };
+            let new = work.info.map(|info| StoredAccount {
+                info,
+                storage_root: new_root,
+            });
+            for (slot, old, new) in work.slot_changes {
+                plan.changeset.storage.push((work.address, slot, old));
+                plan.storage.push((work.address, slot, new));
+            }
+            if new == work.old {
+                continue;
+            }
+            if work.old.is_none() {
+                plan.created.push(work.address);
+            }
+            plan.changeset.accounts.push((work.address, work.old));
+            plan.accounts.push((work.address, new));
+            account_updates.push(NibbleUpdate {
+                key: hashed_key,
+                value: new.map(|account| account_rlp(&account.info, account.storage_root)),
+                old_value: work
+                    .old
+                    .map(|account| account_rlp(&account.info, account.storage_root)),
+            });
+        }
+        account_updates.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let source = CfNodes {
+            db: &self.db,
+            cf: self.cf(StateColumn::AccountTrie),
+            owner: None,
+        };
+        let mut trie = match resident {
+            Some(node) => IncrementalTrie::from_node(&source, node),
+            None => IncrementalTrie::open(&source, parent_root),
+        };
+        // The account trie and the batch of everything else are independent: build both at
+        // once.
+        let (computed, batch) = rayon::join(
+            || -> Result<_, StateError> {
+                trie.apply(&account_updates)?;
+                Ok(trie.commit_keeping_nodes())
+            },
+            || {
+                stage.then(|| {
+                    let mut batch = WriteBatch::default();
+                    self.stage_flat(
+                        &mut batch,
+                        &plan.accounts,
+                        &plan.storage,
+                        &plan.storage_trie_ops,
+                    );
+                    batch
+                })
+            },
+        );
+        let (root, changes, node) = computed?;
+        plan.batch = batch;
+        plan.root = root;
+        plan.account_trie_root = node;
+        plan.account_updates = account_updates;
+        node_ops(None, changes, &mut plan.account_trie_ops);
+        Ok(plan)
+    }
+
+    /// Adds the plan's flat-state and storage-trie writes to `batch`.
+    fn stage_flat(
+        &self,
+        batch: &mut WriteBatch,
+        accounts: &[(Address, Option<StoredAccount>)],
+        storage: &[(Address, U256, U256)],
+        storage_trie_ops: &[NodeOp],
+    ) {
+        let accounts_cf = self.cf(StateColumn::Accounts);
+        for (address, account) in accounts {
+            match account {
+                Some(account) => batch.put_cf(accounts_cf, address, account.encode()),
+                None => batch.delete_cf(accounts_cf, address),
+            }
+        }
+        let storage_cf = self.cf(StateColumn::Storage);
+        for (address, slot, value) in storage {
+            let key = storage_key(address, slot);
+            if value.is_zero() {
+                batch.delete_cf(storage_cf, key);
+            } else {
+                batch.put_cf(storage_cf, key, encode_value(*value));
+            }
+        }
+        stage_node_ops(batch, self.cf(StateColumn::StorageTrie), storage_trie_ops);
+    }
+
+    /// Adds the plan's account-trie writes to `batch`.
+    pub(crate) fn stage_account_trie(&self, batch: &mut WriteBatch, plan: &CommitPlan) {
+        stage_node_ops(
+            batch,
+            self.cf(StateColumn::AccountTrie),
+            &plan.account_trie_ops,
+        );
+    }
+
+    /// Adds block `number`'s changeset to `batch`; returns the filter of its keys.
+    fn stage_changeset(
+        &self,
+        batch: &mut WriteBatch,
+        number: u64,
+        changeset: &Changeset,
+    ) -> KeyFilter {
+        let cf = self.cf(StateColumn::Changesets);
+        let (entries, filter) = changeset.encode(number);
+        for (key, value) in entries {
+            batch.put_cf(cf, key, value);
+        }
+        filter
+    }
+
+    /// The header of block `number`'s stored changeset, if any.
+    pub(crate) fn changeset_header(&self, number: u64) -> Result<Option<Header>, StateError> {
+        let cf = self.cf(StateColumn::Changesets);
+        match self.db.get_pinned_cf(cf, header_db_key(number))? {
+            Some(bytes) => Ok(Some(Header::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The whole stored changeset of block `number` with its header, if any.
+    pub(crate) fn changeset(&self, number: u64) -> Result<Option<(Header, Changeset)>, StateError> {
+        let Some(header) = self.changeset_header(number)? else {
+            return Ok(None);
+        };
+        let cf = self.cf(StateColumn::Changesets);
+        let mut changeset = Changeset::default();
+        for index in 0..header.first_keys.len() as u16 {
+            let chunk = self
+                .db
+                .get_pinned_cf(cf, Header::chunk_db_key(number, index))?
+                .ok_or_else(|| {
+                    StateError::corruption(format!(
+                        "changeset chunk {index} of block {number} missing"
+                    ))
+                })?;
+            for entry in chunk_entries(&chunk) {
+                let (key, value) = entry?;
+                add_entry(&mut changeset, key, value)?;
+            }
+        }
+        Ok(Some((header, changeset)))
+    }
+
+    /// Adds the deletion of block `number`'s stored changeset to `batch`.
+    fn stage_changeset_removal(&self, batch: &mut WriteBatch, number: u64, header: &Header) {
+        let cf = self.cf(StateColumn::Changesets);
+        for key in header.db_keys(number) {
+            batch.delete_cf(cf, key);
+        }
+    }
+
+    fn stage_chain_writes(&self, batch: &mut WriteBatch, chain_writes: &[ChainWrite]) {
+        for (column, key, value) in chain_writes {
+            let cf = self.chain_cf(*column);
+            match value {
+                Some(value) => batch.put_cf(cf, key, value),
+                None => batch.delete_cf(cf, key),
+            }
+        }
+    }
+
+    /// Writes `batch` and makes its effects visible: caches, existence filter, head.
+    fn publish(
+        &self,
+        batch: WriteBatch,
+        mut plan: CommitPlan,
+        head: Head,
+        history: HistoryUpdate,
+    ) -> Result<(), StateError> {
+        // Growing the filter reads every address: do it before taking the lock. The commit
+        // lock is held, so the flat accounts do not change meanwhile.
+        let needed = self.filter.read().inserted() + plan.created.len();
+        let replacement = if needed > self.filter.read().capacity() {
+            let rebuilt = self.build_filter(needed * 2)?;
+            for address in &plan.created {
+                rebuilt.insert(address);
+            }
+            Some(rebuilt)
+        } else {
+            None
+        };
+        {
+            let _published = self.publish_lock.write();
+            // The caches are updated while RocksDB applies the batch (one thread does that):
+            // readers that miss the caches wait for the publish lock anyway, and if the write
+            // fails the caches are cleared, so no value that was not committed stays visible.
+            let (written, ()) = rayon::join(
+                || self.db.write_opt(batch, &self.write_options),
+                || {
+                    plan.accounts.par_iter().for_each(|(address, account)| {
+                        self.account_cache.insert(*address, *account);
+                    });
+                    plan.storage.par_iter().for_each(|(address, slot, value)| {
+                        self.storage_cache.insert((*address, *slot), *value);
+                    });
+                },
+            );
+            if let Err(error) = written {
+                self.account_cache.clear();
+                self.storage_cache.clear();
+                return Err(error.into());
+            }
+            match replacement {
+                Some(rebuilt) => *self.filter.write() = rebuilt,
+                None => {
+                    let filter = self.filter.read();
+                    for address in &plan.created {
+                        filter.insert(address);
+                    }
+                }
+            }
+            {
+                let mut filters = self.history_filters.write();
+                for block in history.removed {
+                    filters.remove(&block);
+                }
+                if let Some((block, filter)) = history.added {
+                    filters.insert(block, filter);
+                }
+            }
+            *self.head.write() = head;
+        }
+        // Keep the top of the new account trie for the next commit (the commit lock is held).
+        let mut node = std::mem::take(&mut plan.account_trie_root);
+        let mut unloaded = Vec::new();
+        prune_along(
+            &mut node,
+            0,
+            self.config.resident_trie_depth,
+            &plan.account_updates,
+            &mut unloaded,
+        );
+        if let Some((_, root)) = head.latest {
+            *self.resident.lock() = Some(ResidentTrie { root, node });
+        }
+        // Freeing tens of thousands of nodes and buffers takes milliseconds the commit need
+        // not wait for.
+        rayon::spawn(move || drop((plan, unloaded)));
+        Ok(())
+    }
+}
+
+impl StateDb {
+    /// Commits block `number`'s state diff and the node's chain writes atomically (one
+    /// `WriteBatch`): flat state, trie nodes, the block's changeset, pruning of changesets
+    /// that fell out of the retained history, and the new head. Returns the new state root.
+    ///
+    /// `number` must be the latest committed block plus one (0 for an empty database).
+    pub fn commit_block(
+        &self,
+        number: u64,
+        diff: &StateDiff,
+        chain_writes: &[ChainWrite],
+    ) -> Result<B256, StateError> {
+        let inner = &*self.inner;
+        let _commit = inner.commit_lock.lock();
+        let head = *inner.head.read();
+        let expected = head.latest.map_or(0, |(latest, _)| latest + 1);
+        if number != expected {
+            return Err(StateError::NonConsecutiveBlock {
+                expected,
+                got: number,
+            });
+        }
+        let parent_root = head.latest.map_or(EMPTY_ROOT_HASH, |(_, root)| root);
+        let resident = inner.take_resident(parent_root);
+        let mut plan = inner.plan(changes_of(diff), parent_root, resident, true)?;
+
+        let mut batch = plan.batch.take().unwrap_or_default();
+        inner.stage_account_trie(&mut batch, &plan);
+        let code = inner.cf(StateColumn::Code);
+        for (hash, bytecode) in &diff.codes {
+            batch.put_cf(code, hash, bytecode);
+        }
+
+        // History: keep changesets of blocks `keep_from..=number`, so that the states of
+        // blocks `keep_from - 1..=number` stay readable. Block 0 has none: nothing is below it.
+        let history = inner.config.history_blocks;
+        let keep_from = (number + 1).saturating_sub(history).max(1);
+        let mut history_update = HistoryUpdate::default();
+        if number > 0 && keep_from <= number {
+            let filter = inner.stage_changeset(&mut batch, number, &plan.changeset);
+            history_update.added = Some((number, filter));
+        }
+        let first_changeset = head.first_changeset.max(keep_from);
+        let meta = inner.cf(StateColumn::Meta);
+        for pruned in head.first_changeset..first_changeset {
+            if pruned < number
+                && let Some(header) = inner.changeset_header(pruned)?
+            {
+                inner.stage_changeset_removal(&mut batch, pruned, &header);
+            }
+            history_update.removed.push(pruned);
+            batch.delete_cf(meta, root_key(pruned - 1));
+        }
+
+        batch.put_cf(meta, root_key(number), plan.root);
+        batch.put_cf(meta, META_LATEST, latest_record(number, plan.root));
+        batch.put_cf(meta, META_FIRST_CHANGESET, first_changeset.to_be_bytes());
+        if number == 0 {
+            batch.put_cf(meta, META_VERSION, SCHEMA_VERSION.to_be_bytes());
+        }
+        inner.stage_chain_writes(&mut batch, chain_writes);
+
+        let new_head = Head {
+            latest: Some((number, plan.root)),
+            first_changeset,
+        };
+        let (root, accounts, slots) = (plan.root, plan.accounts.len(), plan.storage.len());
+        inner.publish(batch, plan, new_head, history_update)?;
+        tracing::debug!(number, %root, accounts, slots, "committed block state");
+        Ok(root)
+    }
+
+    /// Commits the genesis state as block 0 of an empty database.
+    pub fn genesis(
+        &self,
+        alloc: &StateDiff,
+        chain_writes: &[ChainWrite],
+    ) -> Result<B256, StateError> {
+        if self.latest().is_some() {
+            return Err(StateError::NotEmpty);
+        }
+        self.commit_block(0, alloc, chain_writes)
+    }
+
+    /// The state root the latest state would have after applying `diff`, without writing
+    /// anything (for checking an imported block's root before committing it).
+    pub fn state_root_after(&self, diff: &StateDiff) -> Result<B256, StateError> {
+        let inner = &*self.inner;
+        let _commit = inner.commit_lock.lock();
+        let parent_root = inner
+            .head
+            .read()
+            .latest
+            .map_or(EMPTY_ROOT_HASH, |(_, root)| root);
+        // Without the resident nodes: they must stay as they are for the next commit.
+        Ok(inner.plan(changes_of(diff), parent_root, None, false)?.root)
+    }
+
+    /// Reverts the state to what it was after block `number` (a reorg), undoing every later
+    /// block atomically. `number` must be retained (see [`StateDb::oldest_readable`]).
+    pub fn revert_to(&self, number: u64) -> Result<(), StateError> {
+        self.revert_to_with(number, &[])
+    }
+
+    /// [`StateDb::revert_to`], writing the node's chain-data changes in the same batch.
+    pub fn revert_to_with(
+        &self,
+        number: u64,
+        chain_writes: &[ChainWrite],
+    ) -> Result<(), StateError> {
+        let inner = &*self.inner;
+        let _commit = inner.commit_lock.lock();
+        let head = *inner.head.read();
+        head.check_readable(number)?;
+        let (latest, latest_root) = head
+            .latest
+            .expect("check_readable fails on an empty database");
+        if number == latest && chain_writes.is_empty() {
+            return Ok(());
+        }
+        let meta = inner.cf(StateColumn::Meta);
+        let target_root = match inner.db.get_pinned_cf(meta, root_key(number))? {
+            Some(bytes) if bytes.len() == 32 => B256::from_slice(&bytes),
+            _ => {
+                return Err(StateError::corruption(format!(
+                    "root of retained block {number} missing"
+                )));
+            }
+        };
+
+        // The values before block `number + 1`: walking back from the latest block, older
+        // changesets overwrite newer ones.
+        let mut accounts: BTreeMap<Address, Option<StoredAccount>> = BTreeMap::new();
+        let mut slots: BTreeMap<Address, BTreeMap<U256, U256>> = BTreeMap::new();
+        let mut history_update = HistoryUpdate::default();
+        let mut removed = Vec::new();
+        for block in (number + 1..=latest).rev() {
+            let (header, changeset) = inner.changeset(block)?.ok_or_else(|| {
+                StateError::corruption(format!("changeset of retained block {block} missing"))
+            })?;
+            removed.push((block, header));
+            history_update.removed.push(block);
+            for (address, old) in changeset.accounts {
+                accounts.insert(address, old);
+            }
+            for (address, slot, old) in changeset.storage {
+                slots.entry(address).or_default().insert(slot, old);
+            }
+        }
+        let mut addresses: Vec<Address> = accounts.keys().chain(slots.keys()).copied().collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        let mut changes = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let info = match accounts.get(&address) {
+                Some(old) => old.map(|account| account.info),
+                None => inner.db_account(&address)?.map(|account| account.info),
+            };
+            let slots = slots
+                .remove(&address)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            changes.push(AccountChange {
+                address,
+                info,
+                clear_storage: false,
+                slots,
+            });
+        }
+        let resident = inner.take_resident(latest_root);
+        let mut plan = inner.plan(changes, latest_root, resident, true)?;
+        if plan.root != target_root {
+            return Err(StateError::RevertRootMismatch {
+                number,
+                expected: target_root,
+                computed: plan.root,
+            });
+        }
+        let mut batch = plan.batch.take().unwrap_or_default();
+        inner.stage_account_trie(&mut batch, &plan);
+        for (block, header) in &removed {
+            inner.stage_changeset_removal(&mut batch, *block, header);
+            batch.delete_cf(meta, root_key(*block));
+        }
+        batch.put_cf(meta, META_LATEST, latest_record(number, target_root));
+        inner.stage_chain_writes(&mut batch, chain_writes);
+        let new_head = Head {
+            latest: Some((number, target_root)),
+            first_changeset: head.first_changeset,
+        };
+        inner.publish(batch, plan, new_head, history_update)?;
+        tracing::info!(from = latest, to = number, root = %target_root, "reverted state");
+        Ok(())
+    }
+}

@@ -1,0 +1,66 @@
+/// Tuning and retention of a [`StateDb`](crate::StateDb).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    /// How many blocks can be reverted, and how many past states stay readable: the states of
+    /// blocks `latest - history_blocks ..= latest`. Older changesets are pruned as blocks are
+    /// committed. `u64::MAX` keeps everything.
+    pub history_blocks: u64,
+    /// Entries of the in-memory account cache.
+    pub account_cache_entries: usize,
+    /// Entries of the in-memory storage-slot cache.
+    pub storage_cache_entries: usize,
+    /// Entries of the in-memory contract-code cache.
+    pub code_cache_entries: usize,
+    /// Account-trie nodes whose path is shorter than this many nibbles stay decoded in memory
+    /// between commits, so that commits do not reload the top of the trie every block. Bounded
+    /// whatever the state size: at most 1 + 16 + ... + 16^(depth-1) nodes (69,905 branches,
+    /// about 50 MiB, for depth 5). 0 keeps nothing.
+    pub resident_trie_depth: usize,
+    /// Bytes of RocksDB's LRU block cache, shared by all column families.
+    pub block_cache_bytes: usize,
+    /// Bytes of each column family's memtable before it is flushed to disk. Larger memtables
+    /// flush less often but make every insert slower (a deeper skip list, more cache misses):
+    /// 64 MiB is a compromise between huge commits (10,000 accounts, which favour larger ones)
+    /// and ordinary blocks (a few hundred transfers, which favour 8-32 MiB).
+    pub write_buffer_bytes: usize,
+    /// Accounts the existence filter is sized for at open (it grows when exceeded).
+    pub filter_expected_accounts: usize,
+    /// Whether every commit waits for the write-ahead log to reach the disk (fsync). Without
+    /// it a commit survives a process crash but not a power loss.
+    pub sync_writes: bool,
+    /// RocksDB background threads (flushes and compactions).
+    pub background_jobs: i32,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            history_blocks: 128,
+            account_cache_entries: 1 << 20,
+            storage_cache_entries: 1 << 21,
+            code_cache_entries: 8192,
+            resident_trie_depth: 5,
+            block_cache_bytes: 512 << 20,
+            write_buffer_bytes: 64 << 20,
+            filter_expected_accounts: 1 << 20,
+            sync_writes: false,
+            background_jobs: 2,
+        }
+    }
+}
+
+impl StateConfig {
+    /// A small configuration for tests: small caches and buffers, default retention.
+    pub fn for_tests() -> Self {
+        Self {
+            account_cache_entries: 4096,
+            storage_cache_entries: 4096,
+            code_cache_entries: 256,
+            resident_trie_depth: 2,
+            block_cache_bytes: 8 << 20,
+            write_buffer_bytes: 4 << 20,
+            filter_expected_accounts: 4096,
+            ..Self::default()
+        }
+    }
+}

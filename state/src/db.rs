@@ -1,0 +1,768 @@
+//! The RocksDB-backed state database: opening, column family options, the published head,
+//! caches, and chain-data access.
+
+use crate::codec::{StoredAccount, decode_value, storage_key};
+use crate::columns::{ChainColumn, StateColumn};
+use crate::config::StateConfig;
+use crate::filter::ExistenceFilter;
+use crate::history::{Header, KeyFilter, chunk_entries};
+use crate::reader::{HistoricalReader, LatestReader};
+use crate::trie::{EMPTY_ROOT_HASH, Node, NodeSource, build_root, pack_path};
+use crate::{StateError, trie};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use parking_lot::{Mutex, RwLock};
+use rayon::prelude::*;
+use rocksdb::{
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
+    ReadOptions, SliceTransform, WriteOptions,
+};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One write of chain data committed with a block: (column, key, `Some(value)` to put or
+/// `None` to delete).
+pub type ChainWrite = (ChainColumn, Vec<u8>, Option<Vec<u8>>);
+
+pub(crate) const META_LATEST: &[u8] = b"latest";
+pub(crate) const META_FIRST_CHANGESET: &[u8] = b"first_changeset";
+pub(crate) const META_VERSION: &[u8] = b"version";
+const META_ROOT_TAG: u8 = b'r';
+/// Layout version of the state column families.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// Meta key of the state root of block `number`.
+pub(crate) fn root_key(number: u64) -> [u8; 9] {
+    let mut key = [META_ROOT_TAG; 9];
+    key[1..].copy_from_slice(&number.to_be_bytes());
+    key
+}
+
+/// Key of a trie node: the owning account's address for storage tries, then the packed path.
+pub(crate) fn trie_key(owner: Option<&Address>, path: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(20 + path.len() / 2 + 2);
+    if let Some(owner) = owner {
+        key.extend_from_slice(owner.as_slice());
+    }
+    pack_path(path, &mut key);
+    key
+}
+
+/// The account trie's top levels kept decoded in memory between commits.
+pub(crate) struct ResidentTrie {
+    /// The root hash the nodes belong to.
+    pub(crate) root: B256,
+    pub(crate) node: Node,
+}
+
+/// What has been committed: the latest block and root, and the oldest kept changeset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// Latest committed block and its state root; `None` for an empty database.
+    pub(crate) latest: Option<(u64, B256)>,
+    /// The lowest block whose changeset is stored; changesets are stored for every block from
+    /// here to the latest, so the oldest readable state is the block before it.
+    pub(crate) first_changeset: u64,
+}
+
+impl Head {
+    /// The oldest block whose state can be read or reverted to.
+    pub(crate) fn oldest_readable(&self) -> u64 {
+        self.first_changeset.saturating_sub(1)
+    }
+
+    /// Checks that the state of block `number` is retained.
+    pub(crate) fn check_readable(&self, number: u64) -> Result<(), StateError> {
+        match self.latest {
+            Some((latest, _)) if number <= latest => {
+                if number < self.oldest_readable() {
+                    Err(StateError::PrunedBlock {
+                        number,
+                        oldest: self.oldest_readable(),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+            latest => Err(StateError::UnknownBlock {
+                number,
+                latest: latest.map(|l| l.0),
+            }),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: DB,
+    pub(crate) config: StateConfig,
+    /// Accounts by address; `None` caches an absence the filter could not rule out.
+    pub(crate) account_cache: quick_cache::sync::Cache<Address, Option<StoredAccount>>,
+    pub(crate) storage_cache: quick_cache::sync::Cache<(Address, U256), U256>,
+    pub(crate) code_cache: quick_cache::sync::Cache<B256, Bytes>,
+    /// The top of the account trie as of the latest commit (taken by a commit or revert
+    /// while it runs; `None` when unknown, e.g. after a failed write).
+    pub(crate) resident: Mutex<Option<ResidentTrie>>,
+    pub(crate) filter: RwLock<ExistenceFilter>,
+    pub(crate) head: RwLock<Head>,
+    /// Serialises commits and reverts.
+    pub(crate) commit_lock: Mutex<()>,
+    /// Key filters of the stored changesets, by block (rebuilt at open).
+    pub(crate) history_filters: RwLock<BTreeMap<u64, KeyFilter>>,
+    /// Readers hold it shared while they read the database and fill a cache; publishing a
+    /// commit holds it exclusively while it writes the batch and updates the caches, so that
+    /// a reader can never put a value from before a commit into a cache after it.
+    pub(crate) publish_lock: RwLock<()>,
+    pub(crate) write_options: WriteOptions,
+    _block_cache: rocksdb::Cache,
+}
+
+impl Inner {
+    pub(crate) fn cf(&self, column: StateColumn) -> &ColumnFamily {
+        self.db
+            .cf_handle(column.name())
+            .expect("every state column family is opened")
+    }
+
+    pub(crate) fn chain_cf(&self, column: ChainColumn) -> &ColumnFamily {
+        self.db
+            .cf_handle(column.name())
+            .expect("every chain column family is opened")
+    }
+
+    /// An account straight from the database (no cache).
+    pub(crate) fn db_account(
+        &self,
+        address: &Address,
+    ) -> Result<Option<StoredAccount>, StateError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(StateColumn::Accounts), address)?
+        {
+            Some(bytes) => Ok(Some(StoredAccount::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A slot straight from the database (no cache).
+    pub(crate) fn db_storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(StateColumn::Storage), storage_key(address, slot))?
+        {
+            Some(bytes) => decode_value(&bytes),
+            None => Ok(U256::ZERO),
+        }
+    }
+
+    /// The latest account, through the filter and the cache, filling the cache on a miss.
+    pub(crate) fn latest_account(
+        &self,
+        address: &Address,
+    ) -> Result<Option<StoredAccount>, StateError> {
+        if !self.filter.read().may_contain(address) {
+            return Ok(None);
+        }
+        if let Some(cached) = self.account_cache.get(address) {
+            return Ok(cached);
+        }
+        let _published = self.publish_lock.read();
+        self.fill_account(address)
+    }
+
+    /// Reads an account from the database into the cache. The caller holds `publish_lock`
+    /// shared (so that no commit publishes between the read and the cache insert).
+    pub(crate) fn fill_account(
+        &self,
+        address: &Address,
+    ) -> Result<Option<StoredAccount>, StateError> {
+        let account = self.db_account(address)?;
+        self.account_cache.insert(*address, account);
+        Ok(account)
+    }
+
+    /// The latest slot value, through the cache, filling the cache on a miss.
+    pub(crate) fn latest_storage(
+        &self,
+        address: &Address,
+        slot: &U256,
+    ) -> Result<U256, StateError> {
+        if let Some(value) = self.storage_cache.get(&(*address, *slot)) {
+            return Ok(value);
+        }
+        let _published = self.publish_lock.read();
+        self.fill_storage(address, slot)
+    }
+
+    /// Reads a slot from the database into the cache; the caller holds `publish_lock` shared.
+    pub(crate) fn fill_storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        let value = self.db_storage(address, slot)?;
+        self.storage_cache.insert((*address, *slot), value);
+        Ok(value)
+    }
+
+    pub(crate) fn code(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError> {
+        if *code_hash == chain_primitives::KECCAK_EMPTY {
+            return Ok(Some(Bytes::new()));
+        }
+        if let Some(code) = self.code_cache.get(code_hash) {
+            return Ok(Some(code));
+        }
+        // Code is content-addressed and never rewritten, so no publish lock is needed.
+        match self
+            .db
+            .get_pinned_cf(self.cf(StateColumn::Code), code_hash)?
+        {
+            Some(bytes) => {
+                let code = Bytes::copy_from_slice(&bytes);
+                self.code_cache.insert(*code_hash, code.clone());
+                Ok(Some(code))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        let cf = self.chain_cf(ChainColumn::BlockHashes);
+        match self.db.get_pinned_cf(cf, number.to_be_bytes())? {
+            Some(bytes) if bytes.len() == 32 => Ok(B256::from_slice(&bytes)),
+            Some(_) => Err(StateError::corruption(format!(
+                "block hash of {number} is not 32 bytes"
+            ))),
+            None => Ok(B256::ZERO),
+        }
+    }
+
+    /// The key filter of block `block`'s stored changeset, if there is one.
+    fn changeset_filter(&self, block: u64) -> Result<Option<KeyFilter>, StateError> {
+        let Some(header) = self.changeset_header(block)? else {
+            return Ok(None);
+        };
+        let filter = KeyFilter::new(header.entries as usize);
+        let cf = self.cf(StateColumn::Changesets);
+        for index in 0..header.first_keys.len() as u16 {
+            let chunk = self
+                .db
+                .get_pinned_cf(cf, Header::chunk_db_key(block, index))?
+                .ok_or_else(|| {
+                    StateError::corruption(format!(
+                        "changeset chunk {index} of block {block} missing"
+                    ))
+                })?;
+            for entry in chunk_entries(&chunk) {
+                filter.insert(entry?.0);
+            }
+        }
+        Ok(Some(filter))
+    }
+
+    /// The value block `block`'s changeset recorded for `key` (the value before the block),
+    /// `None` if the block did not change the key.
+    pub(crate) fn changeset_lookup(
+        &self,
+        block: u64,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(header) = self.changeset_header(block)? else {
+            return Ok(None);
+        };
+        let Some(index) = header.chunk_for(key) else {
+            return Ok(None);
+        };
+        let cf = self.cf(StateColumn::Changesets);
+        let chunk = self
+            .db
+            .get_pinned_cf(cf, Header::chunk_db_key(block, index))?
+            .ok_or_else(|| {
+                StateError::corruption(format!("changeset chunk {index} of block {block} missing"))
+            })?;
+        for entry in chunk_entries(&chunk) {
+            let (entry_key, value) = entry?;
+            if entry_key == key {
+                return Ok(Some(value.to_vec()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every address in the flat state, for (re)building the existence filter.
+    pub(crate) fn build_filter(&self, capacity: usize) -> Result<ExistenceFilter, StateError> {
+        let filter = ExistenceFilter::with_capacity(capacity);
+        let mut iter = self.db.raw_iterator_cf(self.cf(StateColumn::Accounts));
+        iter.seek_to_first();
+        while let Some(key) = iter.key() {
+            if key.len() != 20 {
+                return Err(StateError::corruption("account key is not 20 bytes"));
+            }
+            filter.insert(&Address::from_slice(key));
+            iter.next();
+        }
+        iter.status()?;
+        Ok(filter)
+    }
+}
+
+/// Reads trie nodes of one trie from its column family.
+pub(crate) struct CfNodes<'a> {
+    pub(crate) db: &'a DB,
+    pub(crate) cf: &'a ColumnFamily,
+    /// The account owning the storage trie; `None` for the account trie.
+    pub(crate) owner: Option<Address>,
+}
+
+impl NodeSource for CfNodes<'_> {
+    fn load(&self, path: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let key = trie_key(self.owner.as_ref(), path);
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf, key)?
+            .map(|node| node.to_vec()))
+    }
+}
+
+/// The state database: flat state, tries, history and chain data in one RocksDB, with
+/// in-memory caches in front. Cloning is cheap (shared handle); all methods take `&self`.
+#[derive(Clone)]
+pub struct StateDb {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for StateDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateDb")
+            .field("head", &*self.inner.head.read())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts of stored entries, for monitoring and tests. Counting walks the column families.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateStats {
+    /// Accounts in the flat state.
+    pub accounts: u64,
+    /// Non-zero storage slots in the flat state.
+    pub storage_slots: u64,
+    /// Stored account-trie nodes.
+    pub account_trie_nodes: u64,
+    /// Stored storage-trie nodes (all accounts).
+    pub storage_trie_nodes: u64,
+    /// Stored per-block changesets.
+    pub changesets: u64,
+    /// Account and slot entries in the stored changesets.
+    pub history_entries: u64,
+}
+
+fn table_options(cache: &rocksdb::Cache, bloom: bool) -> BlockBasedOptions {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_block_size(16 * 1024);
+    table.set_format_version(5);
+    if bloom {
+        table.set_bloom_filter(10.0, false);
+        table.set_optimize_filters_for_memory(true);
+    }
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    table
+}
+
+fn column_options(
+    config: &StateConfig,
+    cache: &rocksdb::Cache,
+    bloom: bool,
+    prefix_len: Option<usize>,
+) -> Options {
+    let mut options = Options::default();
+    options.set_block_based_table_factory(&table_options(cache, bloom));
+    options.set_compression_type(DBCompressionType::Lz4);
+    options.set_bottommost_compression_type(DBCompressionType::Zstd);
+    options.set_write_buffer_size(config.write_buffer_bytes);
+    options.set_level_compaction_dynamic_level_bytes(true);
+    if let Some(len) = prefix_len {
+        options.set_prefix_extractor(SliceTransform::create_fixed_prefix(len));
+        options.set_memtable_prefix_bloom_ratio(0.05);
+    }
+    if bloom {
+        options.set_memtable_whole_key_filtering(true);
+    }
+    options
+}
+
+impl StateDb {
+    /// Opens the database at `path`, creating it (and any missing column family) if needed.
+    pub fn open(path: impl AsRef<Path>, config: StateConfig) -> Result<StateDb, StateError> {
+        let path = path.as_ref();
+        let block_cache = rocksdb::Cache::new_lru_cache(config.block_cache_bytes);
+        let mut db_options = Options::default();
+        db_options.create_if_missing(true);
+        db_options.create_missing_column_families(true);
+        db_options.increase_parallelism(config.background_jobs.max(1));
+        db_options.set_max_background_jobs(config.background_jobs.max(1));
+        db_options.set_bytes_per_sync(1 << 20);
+        db_options.set_keep_log_file_num(4);
+        db_options.set_max_total_wal_size(4 * config.write_buffer_bytes as u64);
+
+        let mut descriptors: Vec<ColumnFamilyDescriptor> = StateColumn::ALL
+            .iter()
+            .map(|column| {
+                let options = column_options(
+                    &config,
+                    &block_cache,
+                    column.point_lookups(),
+                    column.prefix_len(),
+                );
+                ColumnFamilyDescriptor::new(column.name(), options)
+            })
+            .collect();
+        descriptors.extend(ChainColumn::ALL.iter().map(|column| {
+            ColumnFamilyDescriptor::new(
+                column.name(),
+                column_options(&config, &block_cache, true, None),
+            )
+        }));
+        // Column families this version no longer knows must still be opened.
+        let known: Vec<&str> = descriptors.iter().map(|d| d.name()).collect::<Vec<_>>();
+        let existing = DB::list_cf(&db_options, path).unwrap_or_default();
+        let unknown: Vec<String> = existing
+            .into_iter()
+            .filter(|name| name != "default" && !known.contains(&name.as_str()))
+            .collect();
+        for name in unknown {
+            descriptors.push(ColumnFamilyDescriptor::new(name, Options::default()));
+        }
+
+        let db = DB::open_cf_descriptors(&db_options, path, descriptors)?;
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(config.sync_writes);
+
+        let inner = Inner {
+            account_cache: quick_cache::sync::Cache::new(config.account_cache_entries.max(16)),
+            storage_cache: quick_cache::sync::Cache::new(config.storage_cache_entries.max(16)),
+            code_cache: quick_cache::sync::Cache::new(config.code_cache_entries.max(16)),
+            resident: Mutex::new(None),
+            history_filters: RwLock::new(BTreeMap::new()),
+            filter: RwLock::new(ExistenceFilter::with_capacity(0)),
+            head: RwLock::new(Head {
+                latest: None,
+                first_changeset: 1,
+            }),
+            commit_lock: Mutex::new(()),
+            publish_lock: RwLock::new(()),
+            write_options,
+            _block_cache: block_cache,
+            db,
+            config,
+        };
+        let head = read_head(&inner)?;
+        *inner.head.write() = head;
+        if let Some((latest, _)) = head.latest {
+            let mut filters = inner.history_filters.write();
+            for block in head.first_changeset..=latest {
+                if let Some(filter) = inner.changeset_filter(block)? {
+                    filters.insert(block, filter);
+                }
+            }
+        }
+        let filter = inner.build_filter(inner.config.filter_expected_accounts)?;
+        if filter.is_overfull() {
+            let count = filter.inserted();
+            *inner.filter.write() = inner.build_filter(count * 2)?;
+        } else {
+            *inner.filter.write() = filter;
+        }
+        tracing::debug!(path = %path.display(), ?head, "opened state database");
+        Ok(StateDb {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The latest committed block and its state root; `None` for an empty database.
+    pub fn latest(&self) -> Option<(u64, B256)> {
+        self.inner.head.read().latest
+    }
+
+    /// The oldest block whose state is still readable (and revertible to), `None` if empty.
+    pub fn oldest_readable(&self) -> Option<u64> {
+        let head = *self.inner.head.read();
+        head.latest.map(|_| head.oldest_readable())
+    }
+
+    /// The state root after block `number`, for retained blocks.
+    pub fn root_at(&self, number: u64) -> Result<B256, StateError> {
+        let head = *self.inner.head.read();
+        head.check_readable(number)?;
+        if let Some((latest, root)) = head.latest
+            && latest == number
+        {
+            return Ok(root);
+        }
+        let cf = self.inner.cf(StateColumn::Meta);
+        match self.inner.db.get_pinned_cf(cf, root_key(number))? {
+            Some(bytes) if bytes.len() == 32 => Ok(B256::from_slice(&bytes)),
+            _ => Err(StateError::corruption(format!(
+                "root of retained block {number} missing"
+            ))),
+        }
+    }
+
+    /// A reader of the latest state (it follows later commits), for the executor and RPC.
+    pub fn reader(&self) -> LatestReader {
+        LatestReader {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
+    /// A reader of the state after block `number`, which must be retained.
+    pub fn reader_at(&self, number: u64) -> Result<HistoricalReader, StateError> {
+        self.inner.head.read().check_readable(number)?;
+        Ok(HistoricalReader {
+            inner: Arc::clone(&self.inner),
+            number,
+        })
+    }
+
+    /// The configuration the database was opened with.
+    pub fn config(&self) -> &StateConfig {
+        &self.inner.config
+    }
+
+    /// A value of the node's chain data.
+    pub fn get_chain(
+        &self,
+        column: ChainColumn,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let cf = self.inner.chain_cf(column);
+        Ok(self
+            .inner
+            .db
+            .get_pinned_cf(cf, key)?
+            .map(|bytes| bytes.to_vec()))
+    }
+
+    /// Chain-data entries whose key starts with `prefix`, in key order.
+    pub fn scan_chain_prefix<'a>(
+        &'a self,
+        column: ChainColumn,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StateError>> + use<'a> {
+        let iter = self.scan_chain_from(column, prefix);
+        let prefix = prefix.to_vec();
+        iter.take_while(move |entry| match entry {
+            Ok((key, _)) => key.starts_with(&prefix),
+            Err(_) => true,
+        })
+    }
+
+    /// Chain-data entries from key `start` (inclusive) to the end of the column, in key order.
+    pub fn scan_chain_from<'a>(
+        &'a self,
+        column: ChainColumn,
+        start: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StateError>> + use<'a> {
+        let cf = self.inner.chain_cf(column);
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        self.inner.db.iterator_cf(cf, mode).map(|entry| {
+            entry
+                .map(|(key, value)| (key.into_vec(), value.into_vec()))
+                .map_err(StateError::from)
+        })
+    }
+
+    /// Recomputes the latest state root from the flat accounts and storage alone, ignoring the
+    /// stored trie nodes and the storage roots recorded with the accounts. A verification tool:
+    /// it reads the whole state.
+    pub fn recompute_root_from_flat(&self) -> Result<B256, StateError> {
+        let inner = &self.inner;
+        let _commits = inner.commit_lock.lock();
+        let snapshot = inner.db.snapshot();
+        let mut read_options = ReadOptions::default();
+        read_options.set_snapshot(&snapshot);
+
+        // Storage, grouped by account (keys are address ++ slot, in order).
+        let mut storage: Vec<(Address, Vec<(U256, U256)>)> = Vec::new();
+        let mut iter = inner
+            .db
+            .raw_iterator_cf_opt(inner.cf(StateColumn::Storage), read_options);
+        iter.seek_to_first();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if key.len() != 52 {
+                return Err(StateError::corruption("storage key is not 52 bytes"));
+            }
+            let address = Address::from_slice(&key[..20]);
+            let slot = U256::from_be_slice(&key[20..]);
+            let value = decode_value(value)?;
+            match storage.last_mut() {
+                Some((last, slots)) if *last == address => slots.push((slot, value)),
+                _ => storage.push((address, vec![(slot, value)])),
+            }
+            iter.next();
+        }
+        iter.status()?;
+        let storage_roots: std::collections::HashMap<Address, B256> = storage
+            .par_iter()
+            .map(|(address, slots)| (*address, trie::storage_root(slots.iter().copied())))
+            .collect();
+
+        let mut read_options = ReadOptions::default();
+        read_options.set_snapshot(&snapshot);
+        let mut leaves: Vec<(B256, Vec<u8>)> = Vec::new();
+        let mut iter = inner
+            .db
+            .raw_iterator_cf_opt(inner.cf(StateColumn::Accounts), read_options);
+        iter.seek_to_first();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            let address = Address::from_slice(key);
+            let account = StoredAccount::decode(value)?;
+            let storage_root = storage_roots
+                .get(&address)
+                .copied()
+                .unwrap_or(EMPTY_ROOT_HASH);
+            leaves.push((
+                keccak256(address),
+                trie::account_rlp(&account.info, storage_root),
+            ));
+            iter.next();
+        }
+        iter.status()?;
+        leaves.sort_unstable_by_key(|leaf| leaf.0);
+        if storage_roots.keys().any(|address| {
+            leaves
+                .binary_search_by(|(k, _)| k.cmp(&keccak256(address)))
+                .is_err()
+        }) {
+            return Err(StateError::corruption(
+                "storage of an account that does not exist",
+            ));
+        }
+        Ok(build_root(&leaves, None))
+    }
+
+    /// Counts what is stored (walks the column families; for tests and monitoring).
+    pub fn stats(&self) -> Result<StateStats, StateError> {
+        let mut changesets = 0;
+        let mut history_entries = 0;
+        let mut iter = self
+            .inner
+            .db
+            .raw_iterator_cf(self.inner.cf(StateColumn::Changesets));
+        iter.seek_to_first();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if key.ends_with(&[0xff, 0xff]) {
+                changesets += 1;
+                history_entries += u64::from(Header::decode(value)?.entries);
+            }
+            iter.next();
+        }
+        iter.status()?;
+        let count = |column: StateColumn| -> Result<u64, StateError> {
+            let mut iter = self.inner.db.raw_iterator_cf(self.inner.cf(column));
+            iter.seek_to_first();
+            let mut n = 0;
+            while iter.valid() {
+                n += 1;
+                iter.next();
+            }
+            iter.status()?;
+            Ok(n)
+        };
+        Ok(StateStats {
+            accounts: count(StateColumn::Accounts)?,
+            storage_slots: count(StateColumn::Storage)?,
+            account_trie_nodes: count(StateColumn::AccountTrie)?,
+            storage_trie_nodes: count(StateColumn::StorageTrie)?,
+            changesets,
+            history_entries,
+        })
+    }
+
+    /// Flushes all memtables to SST files (e.g. before measuring the size on disk).
+    pub fn flush(&self) -> Result<(), StateError> {
+        let db = &self.inner.db;
+        let families: Vec<&ColumnFamily> = StateColumn::ALL
+            .iter()
+            .map(|c| self.inner.cf(*c))
+            .chain(ChainColumn::ALL.iter().map(|c| self.inner.chain_cf(*c)))
+            .collect();
+        db.flush_cfs_opt(&families, &rocksdb::FlushOptions::default())?;
+        Ok(())
+    }
+
+    /// Compacts every column family fully (reclaims space of deleted entries).
+    pub fn compact(&self) -> Result<(), StateError> {
+        for column in StateColumn::ALL {
+            self.inner
+                .db
+                .compact_range_cf(self.inner.cf(column), None::<&[u8]>, None::<&[u8]>);
+        }
+        for column in ChainColumn::ALL {
+            self.inner.db.compact_range_cf(
+                self.inner.chain_cf(column),
+                None::<&[u8]>,
+                None::<&[u8]>,
+            );
+        }
+        Ok(())
+    }
+
+    /// Bytes of live SST files plus memtables, over all column families.
+    pub fn disk_usage(&self) -> Result<u64, StateError> {
+        let db = &self.inner.db;
+        let mut total = 0;
+        let families = StateColumn::ALL
+            .iter()
+            .map(|c| self.inner.cf(*c))
+            .chain(ChainColumn::ALL.iter().map(|c| self.inner.chain_cf(*c)));
+        for cf in families {
+            total += db
+                .property_int_value_cf(cf, "rocksdb.total-sst-files-size")?
+                .unwrap_or(0);
+            total += db
+                .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")?
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+}
+
+/// Reads the committed head from the meta column family.
+fn read_head(inner: &Inner) -> Result<Head, StateError> {
+    let meta = inner.cf(StateColumn::Meta);
+    if let Some(version) = inner.db.get_pinned_cf(meta, META_VERSION)? {
+        let version: [u8; 4] = version[..]
+            .try_into()
+            .map_err(|_| StateError::corruption("bad schema version record"))?;
+        if u32::from_be_bytes(version) != SCHEMA_VERSION {
+            return Err(StateError::corruption(format!(
+                "schema version {} (this build reads {SCHEMA_VERSION})",
+                u32::from_be_bytes(version)
+            )));
+        }
+    }
+    let latest = match inner.db.get_pinned_cf(meta, META_LATEST)? {
+        Some(bytes) if bytes.len() == 40 => {
+            let number = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+            Some((number, B256::from_slice(&bytes[8..])))
+        }
+        Some(_) => return Err(StateError::corruption("bad latest-block record")),
+        None => None,
+    };
+    let first_changeset = match inner.db.get_pinned_cf(meta, META_FIRST_CHANGESET)? {
+        Some(bytes) if bytes.len() == 8 => {
+            u64::from_be_bytes(bytes[..].try_into().expect("8 bytes"))
+        }
+        Some(_) => return Err(StateError::corruption("bad first-changeset record")),
+        None => 1,
+    };
+    Ok(Head {
+        latest,
+        first_changeset,
+    })
+}
+
+/// Encodes the latest-block record.
+pub(crate) fn latest_record(number: u64, root: B256) -> [u8; 40] {
+    let mut record = [0u8; 40];
+    record[..8].copy_from_slice(&number.to_be_bytes());
+    record[8..].copy_from_slice(root.as_slice());
+    record
+}
