@@ -34,7 +34,7 @@ fn state_tests_pass() {
             "{known} passes now: remove it from the known failures and the README"
         );
     }
-    assert!(summary.passed >= 95, "too few cases ran: {summary}");
+    assert!(summary.passed >= 70, "too few cases ran: {summary}");
     // Skips are only transaction types this chain rejects by design.
     for r in reports.iter().filter(|r| matches!(r.result, CaseResult::Skip(_))) {
         let CaseResult::Skip(reason) = &r.result else { unreachable!() };
