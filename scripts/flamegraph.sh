@@ -5,21 +5,22 @@
 #   scripts/flamegraph.sh node <pid> [seconds]              # a running node, e.g. under loadgen
 #
 # Uses perf's cpu-clock software event (hardware counters are not available in every VM) with
-# DWARF call graphs, and inferno (`cargo install inferno`) to fold and draw. Needs the
-# `profiling` build profile (release with debug info): `cargo build --profile profiling`.
+# DWARF call graphs, and inferno (`cargo install inferno`) to fold and draw. Profiles the
+# release build (which keeps line tables for this); PROFILE=profiling uses full debug info.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
 command -v inferno-flamegraph >/dev/null || cargo install inferno --locked
 target="${CARGO_TARGET_DIR:-target}"
+profile="${PROFILE:-release}"
 mkdir -p flamegraphs
 kind="${1:-execution}"
 case "$kind" in
   execution)
     workload="${2:-erc20}"; threads="${3:-2}"
-    cargo build --profile profiling --bin chaind
+    cargo build --profile "$profile" --bin chaind
     perf record -e cpu-clock -F 999 --call-graph dwarf,16384 -o /tmp/chaind-perf.data -- \
-      "$target/profiling/chaind" bench execution --workload "$workload" --accounts 10000 \
+      "$target/$profile/chaind" bench execution --workload "$workload" --accounts 10000 \
       --txs 10000 --threads "$threads" --runs 15
     out="flamegraphs/execution-$workload-${threads}t.svg"
     ;;
