@@ -31,14 +31,15 @@ pub fn run(node: Node, options: RunOptions, prometheus: Option<metrics_exporter_
         .enable_all()
         .build()?;
     let shutdown = Arc::new(AtomicBool::new(false));
-    let producer = options.produce.then(|| {
-        let node = node.clone();
+    // Before anything is served: a validator whose consensus files are corrupt must not start.
+    let producer = if options.produce { Some(node.block_producer()?) } else { None };
+    let producer = producer.map(|producer| {
         let shutdown = shutdown.clone();
         let print = options.print_blocks;
         std::thread::Builder::new()
             .name("chaind-producer".into())
             .spawn(move || {
-                node.run_producer(&shutdown, |block: &ProducedBlock| {
+                let result = producer.run(&shutdown, |block: &ProducedBlock| {
                     if print {
                         println!(
                             "block {} {} txs={} gas={} exec={:.1}ms total={:.1}ms",
@@ -51,7 +52,10 @@ pub fn run(node: Node, options: RunOptions, prometheus: Option<metrics_exporter_
                         );
                     }
                     tracing::info!(number = block.number, hash = %block.hash, txs = block.transactions, "committed block");
-                })
+                });
+                if let Err(error) = result {
+                    tracing::error!("block production stopped: {error:#}");
+                }
             })
             .expect("spawning the producer thread")
     });

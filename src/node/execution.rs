@@ -201,20 +201,25 @@ fn receipt_of(outcome: &chain_executor::TxReceipt) -> StoredReceipt {
     }
 }
 
-/// The randomness of the block after `parent` proposed by `signer`: a hash of the parent's
-/// randomness and the proposer's signature over the slot (the RANDAO reveal).
-fn next_mix(parent: &Header, reveal: &[u8]) -> B256 {
+/// The randomness (`mixHash`, the EVM's `prevrandao`) of the block after `parent` whose
+/// proposer revealed `reveal`: a hash of the parent's randomness and the reveal.
+pub fn next_mix(parent: &Header, reveal: &[u8]) -> B256 {
     keccak256([parent.mix_hash.as_slice(), reveal].concat())
 }
 
-/// The proposer's RANDAO reveal for `slot`.
+/// A reveal for blocks built outside the consensus engine ([`crate::node::Node::produce_block`]):
+/// the proposer's signature over the slot. Blocks of the running producer carry the engine's
+/// hash-chain reveal instead ([`chain_consensus::ValidatorKey::randao_reveal`]).
 pub fn randao_reveal(signer: &PrivateKeySigner, chain_id: u64, slot: u64) -> Bytes {
     let message = keccak256([b"chaind-randao".as_slice(), &chain_id.to_be_bytes(), &slot.to_be_bytes()].concat());
     signer.sign_hash_sync(&message).map(|s| Bytes::from(s.as_bytes().to_vec())).unwrap_or_default()
 }
 
 /// Builds, executes and seals a block on `parent` from `candidates` (in the pool's order; the
-/// builder stops adding once the next transaction's gas limit no longer fits).
+/// builder stops adding once the next transaction's gas limit no longer fits). `reveal` is the
+/// proposer's RANDAO reveal for the slot: it goes into the seal and into the block's `mixHash`.
+/// The seal's `payload` is left empty (the producer fills it once consensus signed the block;
+/// the seal is not part of the header hash).
 #[allow(clippy::too_many_arguments)]
 pub fn build_block(
     spec: &ChainSpec,
@@ -224,10 +229,10 @@ pub fn build_block(
     candidates: Vec<(TxEnvelope, Address)>,
     timestamp: u64,
     slot: u64,
+    reveal: Bytes,
     signer: &PrivateKeySigner,
 ) -> anyhow::Result<ExecutedBlock> {
     let parent_header = parent.block.header();
-    let reveal = randao_reveal(signer, spec.chain_id, slot);
     let env = child_env(spec, parent_header, timestamp, signer.address(), next_mix(parent_header, &reveal));
     let mut txs = Vec::with_capacity(candidates.len());
     let mut senders = Vec::with_capacity(candidates.len());

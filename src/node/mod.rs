@@ -1,9 +1,30 @@
 //! The node: opens the database, creates the genesis block on first start, produces blocks
-//! every slot (one validator) or imports blocks from elsewhere, and serves all of it to RPC
-//! through [`ChainApi`].
+//! (one validator) or imports blocks from elsewhere, and serves all of it to RPC through
+//! [`ChainApi`].
+//!
+//! # Finality
+//!
+//! A validator node's [`consensus::BlockProducer`] drives the consensus engine
+//! ([`chain_consensus::ConsensusEngine`]): it ticks the engine's clock at every slot start and
+//! vote deadline, builds the blocks the engine asks for, and records what the engine finalizes.
+//! A block is final once votes of more than 2/3 of stake link it to its child (the two-chain
+//! rule); with one validator that is at the child's vote deadline, so `finalized` trails the
+//! head by one block (by two between a slot's start and its vote deadline), and `safe` is the
+//! highest justified block (the head once it has its vote). RPC reads both from memory;
+//! the database's copy of the finalized number is written with the next block (it can trail
+//! by a block after a crash, which the consensus checkpoint file makes up for on restart).
+//! Blocks that do not go through the engine ([`Node::import_block`], [`Node::produce_block`])
+//! are final as soon as they are committed.
+//!
+//! A validator keeps two files next to the database: `slashing-protection.json` (what it
+//! signed; written durably before anything signed is published, and never reset: the node
+//! refuses to start when it is corrupt) and `consensus-checkpoint.json` (the last finalized
+//! block with its consensus state, from which the engine restarts).
 
 /// Blocks, receipts and indexes in the database.
 pub mod chain;
+/// The block producer driven by the consensus engine, and its files.
+pub mod consensus;
 /// Building, validating and committing blocks.
 pub mod execution;
 /// The node's use of the transaction pool.
@@ -13,12 +34,13 @@ pub use pool::apply_limits as apply_pool_limits;
 
 use crate::node::{
     chain::ChainStore,
-    execution::{ChainSpec, ExecutedBlock, ValidationFailure, block_env, build_block, child_env, commit, next_base_fee, validate_and_execute},
+    execution::{ChainSpec, ExecutedBlock, ValidationFailure, block_env, build_block, child_env, commit, next_base_fee, randao_reveal, validate_and_execute},
 };
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::Context as _;
+use chain_consensus::ConsensusConfig;
 use chain_executor::{CodeCache, ExecutionEnv, ExecutionMode, Executor};
 use chain_primitives::{Block, ChainGenesis, ConsensusSeal, StoredReceipt, receipts_root, transactions_root};
 use chain_rpc::{ApiError, ChainApi, Health, HeadEvent, IndexedBlock, PoolContent, PoolRejection, PoolTransaction, SyncStatus};
@@ -63,7 +85,12 @@ pub fn now_ms() -> u64 {
 
 struct NodeInner {
     spec: ChainSpec,
-    genesis_time_ms: u64,
+    /// Slot timing (the single source of it) and the other consensus parameters.
+    consensus: ConsensusConfig,
+    /// The genesis validator set (the producer checks that it is this node alone).
+    genesis_validators: Vec<chain_primitives::GenesisValidator>,
+    /// Where the database and the validator's consensus files live.
+    datadir: PathBuf,
     chain: ChainStore,
     pool: TxPool,
     executor: Executor,
@@ -74,6 +101,10 @@ struct NodeInner {
     dev_accounts: Vec<Address>,
     client_version: String,
     last_block_produced_ms: AtomicU64,
+    /// The latest finalized block number (what RPC's "finalized" reads).
+    finalized: AtomicU64,
+    /// The latest justified block number (what RPC's "safe" reads).
+    safe: AtomicU64,
     /// Serializes block commits: production and imports never interleave.
     commit_lock: parking_lot::Mutex<()>,
 }
@@ -136,6 +167,11 @@ impl Node {
         let (head_number, _) = db.latest().context("database has no head after genesis")?;
         let head = chain.block(head_number)?.context("head block missing from the database")?;
         let genesis_block = chain.block(0)?.context("genesis block missing")?;
+        let genesis_time_ms = genesis_block.block.header().timestamp.saturating_mul(1000);
+        let mut consensus = ConsensusConfig::new(spec.chain_id, genesis_time_ms, spec.block_time_ms);
+        consensus.epoch_slots = config.genesis.consensus.epoch_length;
+        consensus.validate().context("the genesis' consensus parameters are unusable")?;
+        let finalized = chain.finalized()?.unwrap_or(0).min(head_number);
         let executor = Executor::new(config.execution);
         let codes = executor.code_cache();
         let mut pool_config = config.pool.clone();
@@ -145,8 +181,10 @@ impl Node {
         pool.set_base_fee(next_base_fee(head.block.header()));
         let (heads, _) = broadcast::channel(1024);
         let inner = NodeInner {
-            genesis_time_ms: genesis_block.block.header().timestamp * 1000,
             spec,
+            consensus,
+            genesis_validators: config.genesis.consensus.validators.clone(),
+            datadir: config.datadir.clone(),
             chain,
             pool,
             executor,
@@ -157,6 +195,8 @@ impl Node {
             dev_accounts: config.dev_accounts,
             client_version: config.client_version,
             last_block_produced_ms: AtomicU64::new(now_ms()),
+            finalized: AtomicU64::new(finalized),
+            safe: AtomicU64::new(finalized),
             commit_lock: parking_lot::Mutex::new(()),
         };
         Ok(Node { inner: Arc::new(inner) })
@@ -187,7 +227,20 @@ impl Node {
         &self.inner.chain
     }
 
-    /// Builds, executes and commits the block of `slot` from the pool. Requires a validator key.
+    /// The consensus parameters (slot timing included).
+    pub fn consensus_config(&self) -> &ConsensusConfig {
+        &self.inner.consensus
+    }
+
+    /// The data directory.
+    pub fn datadir(&self) -> &std::path::Path {
+        &self.inner.datadir
+    }
+
+    /// Builds, executes and commits the block of `slot` from the pool, outside consensus: the
+    /// block is final as soon as it is committed. For tests and tools that want blocks on demand
+    /// (requires a validator key); never use it on a node whose [`consensus::BlockProducer`]
+    /// runs, since it signs without the engine's slashing protection.
     pub fn produce_block(&self, slot: u64) -> anyhow::Result<ProducedBlock> {
         let started = std::time::Instant::now();
         let inner = &*self.inner;
@@ -205,6 +258,7 @@ impl Node {
             candidates,
             timestamp,
             slot,
+            randao_reveal(signer, inner.spec.chain_id, slot),
             signer,
         )?;
         for (hash, reason) in &executed.skipped {
@@ -212,7 +266,7 @@ impl Node {
         }
         let dropped: Vec<B256> = executed.skipped.iter().map(|(hash, _)| *hash).collect();
         pool::remove_invalid(&inner.pool, &dropped);
-        self.commit_executed(&executed)?;
+        self.commit_executed(&executed, true)?;
         let header = executed.block.block.header();
         Ok(ProducedBlock {
             number: header.number,
@@ -230,15 +284,21 @@ impl Node {
         let _commit = inner.commit_lock.lock();
         let head = self.head();
         let executed = validate_and_execute(&inner.spec, inner.chain.db(), &inner.executor, &head, block, now_ms() / 1000)?;
-        self.commit_executed(&executed).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
+        self.commit_executed(&executed, true).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
         Ok(executed.block.block.hash())
     }
 
-    fn commit_executed(&self, executed: &ExecutedBlock) -> anyhow::Result<()> {
+    /// Commits an executed block as the new head. `final_on_commit` marks it finalized at once
+    /// (blocks that do not go through the consensus engine); otherwise the engine's finality
+    /// known so far is stored with it, and the engine moves finality on through
+    /// [`Node::raise_finality`].
+    fn commit_executed(&self, executed: &ExecutedBlock, final_on_commit: bool) -> anyhow::Result<()> {
         let inner = &*self.inner;
         let number = executed.block.block.number();
-        // With one validator a block is final as soon as it is committed.
-        commit(&inner.chain, executed, vec![ChainStore::finalized_write(number)])?;
+        let finalized = if final_on_commit { number } else { inner.finalized.load(Ordering::Acquire) };
+        // The finalized number rides in the block's atomic batch: the chain data has no
+        // separate metadata write.
+        commit(&inner.chain, executed, vec![ChainStore::finalized_write(finalized)])?;
         for (hash, code) in &executed.diff.codes {
             inner.codes.insert(*hash, chain_executor::revm::state::Bytecode::new_raw(code.clone()));
         }
@@ -253,7 +313,9 @@ impl Node {
             removed: false,
         });
         metrics::gauge!("chaind_head_block").set(number as f64);
-        metrics::gauge!("chaind_finalized_block").set(number as f64);
+        if final_on_commit {
+            self.raise_finality(number, number);
+        }
         metrics::histogram!("chaind_block_execution_seconds").record(executed.execution_us as f64 / 1e6);
         metrics::counter!("chaind_transactions_total").increment(executed.block.tx_hashes.len() as u64);
         if let Some(stats) = &executed.parallel {
@@ -274,33 +336,36 @@ impl Node {
         Ok(())
     }
 
-    /// The slot at `time_ms`.
+    /// Moves the finalized and safe (justified) block numbers up; they never go down.
+    pub(crate) fn raise_finality(&self, finalized: u64, safe: u64) {
+        let inner = &*self.inner;
+        let finalized = inner.finalized.fetch_max(finalized, Ordering::AcqRel).max(finalized);
+        inner.safe.fetch_max(safe.max(finalized), Ordering::AcqRel);
+        metrics::gauge!("chaind_finalized_block").set(finalized as f64);
+    }
+
+    /// The slot at `time_ms` (by the consensus parameters).
     pub fn slot_at(&self, time_ms: u64) -> u64 {
-        time_ms.saturating_sub(self.inner.genesis_time_ms) / self.inner.spec.block_time_ms
+        self.inner.consensus.slot_at(time_ms)
     }
 
     /// When slot `slot` starts, in ms since the epoch.
     pub fn slot_start_ms(&self, slot: u64) -> u64 {
-        self.inner.genesis_time_ms + slot * self.inner.spec.block_time_ms
+        self.inner.consensus.slot_start_ms(slot)
     }
 
-    /// Produces a block at every slot until `shutdown` is set. Runs on the calling thread.
-    pub fn run_producer(&self, shutdown: &AtomicBool, mut on_block: impl FnMut(&ProducedBlock)) {
-        let mut slot = self.slot_at(now_ms()) + 1;
-        while !shutdown.load(Ordering::Relaxed) {
-            let start = self.slot_start_ms(slot);
-            let now = now_ms();
-            if now < start {
-                std::thread::sleep(Duration::from_millis((start - now).min(50)));
-                continue;
-            }
-            match self.produce_block(slot) {
-                Ok(produced) => on_block(&produced),
-                Err(error) => tracing::error!(slot, "block production failed: {error:#}"),
-            }
-            // A slot that overran skips the slots it covered: one block per slot at most.
-            slot = self.slot_at(now_ms()).max(slot) + 1;
-        }
+    /// The block producer of this validator node, ready to run: loads (or creates) its
+    /// slashing-protection record and consensus checkpoint and brings the consensus engine up
+    /// to the stored chain. Fails if the node has no validator key, is not the genesis' only
+    /// validator, or its consensus files are corrupt.
+    pub fn block_producer(&self) -> anyhow::Result<consensus::BlockProducer> {
+        consensus::BlockProducer::open(self.clone())
+    }
+
+    /// Produces blocks with the consensus engine until `shutdown` is set (see
+    /// [`consensus::BlockProducer::run`]). Runs on the calling thread.
+    pub fn run_producer(&self, shutdown: &AtomicBool, on_block: impl FnMut(&ProducedBlock)) -> anyhow::Result<()> {
+        self.block_producer()?.run(shutdown, on_block)
     }
 }
 
@@ -358,11 +423,11 @@ impl ChainApi for Node {
     }
 
     fn safe_number(&self) -> u64 {
-        self.finalized_number()
+        self.inner.safe.load(Ordering::Acquire).min(Node::head_number(self))
     }
 
     fn finalized_number(&self) -> u64 {
-        self.inner.chain.finalized().ok().flatten().unwrap_or(0).min(Node::head_number(self))
+        self.inner.finalized.load(Ordering::Acquire).min(Node::head_number(self))
     }
 
     fn block_by_number(&self, number: u64) -> Result<Option<Arc<IndexedBlock>>, ApiError> {
