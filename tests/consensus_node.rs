@@ -3,12 +3,13 @@
 //! signed proposals, a restart resumes production without signing a slot twice, and corrupt
 //! consensus files stop the validator from starting.
 
+mod common;
+
 use alloy_primitives::keccak256;
 use chain_consensus::{SignatureCache, SlashingProtectionRecord, TrustedCheckpoint, ValidatorKey};
-use chain_executor::ExecutionMode;
 use chain_rpc::ChainApi;
 use chaind::{
-    dev::{DevOptions, dev_genesis, dev_signers},
+    dev::dev_signers,
     node::{
         Node, NodeConfig, ProducedBlock,
         consensus::{CHECKPOINT_FILE, PROTECTION_FILE, RANDAO_CHAIN_EPOCHS, signed_proposal},
@@ -16,7 +17,6 @@ use chaind::{
     },
 };
 use std::{
-    num::NonZeroUsize,
     path::Path,
     sync::{
         Arc, Mutex,
@@ -30,28 +30,7 @@ use std::{
 const BLOCK_TIME_MS: u64 = 300;
 
 fn config(dir: &Path, validator: bool) -> NodeConfig {
-    let signers = dev_signers().unwrap();
-    let genesis = dev_genesis(
-        &DevOptions {
-            block_time_ms: BLOCK_TIME_MS,
-            gas_limit: 30_000_000,
-            prefund_loadgen: 0,
-            loadgen_seed: 1,
-            timestamp: now_ms() / 1000,
-        },
-        &signers,
-    )
-    .unwrap();
-    NodeConfig {
-        datadir: dir.to_path_buf(),
-        genesis,
-        validator_key: validator.then(|| signers[0].clone()),
-        execution: ExecutionMode::Parallel(NonZeroUsize::new(2).unwrap()),
-        state: chain_state::StateConfig::for_tests(),
-        pool: chain_txpool::PoolConfig::new(0, 0),
-        dev_accounts: Vec::new(),
-        client_version: "test".into(),
-    }
+    common::node_config(dir, validator, BLOCK_TIME_MS, now_ms() / 1000)
 }
 
 /// A producer running on its own thread.

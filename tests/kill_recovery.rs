@@ -10,12 +10,19 @@ use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex, atomic::{AtomicBool, Ordering}},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One JSON-RPC call over a fresh HTTP/1.1 connection (enough for a test, no client crate).
@@ -37,7 +44,14 @@ fn rpc(port: u16, method: &str, params: &str) -> Option<serde_json::Value> {
 
 fn start(datadir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_chaind"))
-        .args(["dev", "--block-time", "200ms", "--print-blocks", "--http.port", &port.to_string()])
+        .args([
+            "dev",
+            "--block-time",
+            "200ms",
+            "--print-blocks",
+            "--http.port",
+            &port.to_string(),
+        ])
         .arg("--datadir")
         .arg(datadir)
         .env("RUST_LOG", "warn")
@@ -95,8 +109,17 @@ fn sigkill_under_load_loses_no_reported_block() {
         wait_for_rpc(port);
         // Nonces continue from the chain (a killed node may have lost pool transactions).
         for (i, signer) in signers.iter().enumerate() {
-            let count = rpc(port, "eth_getTransactionCount", &format!(r#"["{}","latest"]"#, signer.address())).unwrap();
-            nonces[i] = u64::from_str_radix(count["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+            let count = rpc(
+                port,
+                "eth_getTransactionCount",
+                &format!(r#"["{}","latest"]"#, signer.address()),
+            )
+            .unwrap();
+            nonces[i] = u64::from_str_radix(
+                count["result"].as_str().unwrap().trim_start_matches("0x"),
+                16,
+            )
+            .unwrap();
         }
         // Load: transfers from every dev account until the kill.
         let stop = Arc::new(AtomicBool::new(false));
@@ -119,7 +142,9 @@ fn sigkill_under_load_loses_no_reported_block() {
                             ..Default::default()
                         };
                         let signature = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
-                        let raw = hex::encode_prefixed(TxEnvelope::from(tx.into_signed(signature)).encoded_2718());
+                        let raw = hex::encode_prefixed(
+                            TxEnvelope::from(tx.into_signed(signature)).encoded_2718(),
+                        );
                         if rpc(port, "eth_sendRawTransaction", &format!(r#"["{raw}"]"#)).is_some() {
                             nonces[i] += 1;
                             sent += 1;
@@ -144,12 +169,27 @@ fn sigkill_under_load_loses_no_reported_block() {
         let mut child = start(&datadir, port);
         wait_for_rpc(port);
         for (number, hash) in &reported {
-            let block = rpc(port, "eth_getBlockByNumber", &format!(r#"["0x{number:x}",false]"#)).unwrap();
-            let stored: B256 = block["result"]["hash"].as_str().unwrap_or_default().parse().unwrap_or_default();
-            assert_eq!(stored, *hash, "round {round}: block {number} changed or vanished after SIGKILL");
+            let block = rpc(
+                port,
+                "eth_getBlockByNumber",
+                &format!(r#"["0x{number:x}",false]"#),
+            )
+            .unwrap();
+            let stored: B256 = block["result"]["hash"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .unwrap_or_default();
+            assert_eq!(
+                stored, *hash,
+                "round {round}: block {number} changed or vanished after SIGKILL"
+            );
         }
         child.kill().unwrap();
         let _ = child.wait();
-        println!("round {round}: {} blocks reported so far, {sent} transactions sent this round", reported.len());
+        println!(
+            "round {round}: {} blocks reported so far, {sent} transactions sent this round",
+            reported.len()
+        );
     }
 }

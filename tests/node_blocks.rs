@@ -1,36 +1,25 @@
 //! Block production, import and validation, and restart of a node, in process.
 
+mod common;
+
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
-use chain_executor::ExecutionMode;
 use chain_primitives::Block;
 use chain_rpc::ChainApi;
 use chaind::{
-    dev::{DevOptions, dev_genesis, dev_signers},
-    node::{Node, NodeConfig, execution::{InvalidBlock, ValidationFailure}},
+    dev::dev_signers,
+    node::{
+        Node, NodeConfig,
+        execution::{InvalidBlock, ValidationFailure},
+    },
 };
-use std::{num::NonZeroUsize, path::Path};
+use std::path::Path;
 
 fn config(dir: &Path, validator: bool) -> NodeConfig {
-    let signers = dev_signers().unwrap();
-    let genesis = dev_genesis(
-        &DevOptions { block_time_ms: 1000, gas_limit: 30_000_000, prefund_loadgen: 0, loadgen_seed: 1, timestamp: 1_700_000_000 },
-        &signers,
-    )
-    .unwrap();
-    NodeConfig {
-        datadir: dir.to_path_buf(),
-        genesis,
-        validator_key: validator.then(|| signers[0].clone()),
-        execution: ExecutionMode::Parallel(NonZeroUsize::new(2).unwrap()),
-        state: chain_state::StateConfig::for_tests(),
-        pool: chain_txpool::PoolConfig::new(0, 0),
-        dev_accounts: Vec::new(),
-        client_version: "test".into(),
-    }
+    common::node_config(dir, validator, 1000, 1_700_000_000)
 }
 
 fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value: u64) -> Bytes {
@@ -45,7 +34,9 @@ fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value: u64) -> B
         ..Default::default()
     };
     let signature = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
-    TxEnvelope::from(tx.into_signed(signature)).encoded_2718().into()
+    TxEnvelope::from(tx.into_signed(signature))
+        .encoded_2718()
+        .into()
 }
 
 /// A producer node with `blocks` blocks of a few transfers each, and its blocks.
@@ -55,12 +46,25 @@ fn produce(dir: &Path, blocks: u64) -> (Node, Vec<Block>) {
     let mut produced = Vec::new();
     for b in 0..blocks {
         for (i, signer) in signers.iter().enumerate().skip(1).take(3) {
-            node.send_raw_transaction(transfer(signer, b, Address::repeat_byte(0x40 + i as u8), 1_000 + b))
-                .expect("pool accepts");
+            node.send_raw_transaction(transfer(
+                signer,
+                b,
+                Address::repeat_byte(0x40 + i as u8),
+                1_000 + b,
+            ))
+            .expect("pool accepts");
         }
         let block = node.produce_block(b + 1).unwrap();
         assert_eq!(block.transactions, 3);
-        produced.push(node.chain().block(block.number).unwrap().unwrap().block.block().clone());
+        produced.push(
+            node.chain()
+                .block(block.number)
+                .unwrap()
+                .unwrap()
+                .block
+                .block()
+                .clone(),
+        );
     }
     (node, produced)
 }
@@ -95,33 +99,130 @@ fn every_invalid_field_is_rejected_and_changes_nothing() {
 
     type Tamper = fn(&mut Block);
     let cases: Vec<(&str, Tamper, fn(&InvalidBlock) -> bool)> = vec![
-        ("parent hash", |b| b.header.parent_hash = B256::repeat_byte(1), |e| matches!(e, InvalidBlock::ParentHash { .. })),
-        ("number", |b| b.header.number += 1, |e| matches!(e, InvalidBlock::Number { .. })),
-        ("timestamp", |b| b.header.timestamp = 1, |e| matches!(e, InvalidBlock::Timestamp { .. })),
-        ("gas limit", |b| b.header.gas_limit += 1, |e| matches!(e, InvalidBlock::GasLimit { .. })),
-        ("base fee", |b| b.header.base_fee_per_gas = Some(7), |e| matches!(e, InvalidBlock::BaseFee { .. })),
-        ("difficulty", |b| b.header.difficulty = U256::from(1), |e| matches!(e, InvalidBlock::ConstantField { .. })),
-        ("ommers", |b| b.header.ommers_hash = B256::ZERO, |e| matches!(e, InvalidBlock::ConstantField { .. })),
-        ("extra data", |b| b.header.extra_data = Bytes::from(vec![0; 33]), |e| matches!(e, InvalidBlock::ExtraData(33))),
-        ("transactions root", |b| b.header.transactions_root = B256::ZERO, |e| matches!(e, InvalidBlock::TransactionsRoot { .. })),
-        ("dropped transaction", |b| { b.transactions.pop(); }, |e| matches!(e, InvalidBlock::TransactionsRoot { .. })),
-        ("seal", |b| b.seal.signature = Bytes::from(vec![1; 65]), |e| matches!(e, InvalidBlock::Seal(_))),
-        ("gas used", |b| b.header.gas_used += 1, |e| matches!(e, InvalidBlock::ExecutionMismatch { field: "gasUsed", .. } | InvalidBlock::Seal(_))),
-        ("state root", |b| b.header.state_root = B256::repeat_byte(9), |e| matches!(e, InvalidBlock::ExecutionMismatch { .. } | InvalidBlock::Seal(_))),
-        ("receipts root", |b| b.header.receipts_root = B256::repeat_byte(9), |e| matches!(e, InvalidBlock::ExecutionMismatch { .. } | InvalidBlock::Seal(_))),
-        ("logs bloom", |b| b.header.logs_bloom = alloy_primitives::Bloom::repeat_byte(1), |e| matches!(e, InvalidBlock::ExecutionMismatch { .. } | InvalidBlock::Seal(_))),
+        (
+            "parent hash",
+            |b| b.header.parent_hash = B256::repeat_byte(1),
+            |e| matches!(e, InvalidBlock::ParentHash { .. }),
+        ),
+        (
+            "number",
+            |b| b.header.number += 1,
+            |e| matches!(e, InvalidBlock::Number { .. }),
+        ),
+        (
+            "timestamp",
+            |b| b.header.timestamp = 1,
+            |e| matches!(e, InvalidBlock::Timestamp { .. }),
+        ),
+        (
+            "gas limit",
+            |b| b.header.gas_limit += 1,
+            |e| matches!(e, InvalidBlock::GasLimit { .. }),
+        ),
+        (
+            "base fee",
+            |b| b.header.base_fee_per_gas = Some(7),
+            |e| matches!(e, InvalidBlock::BaseFee { .. }),
+        ),
+        (
+            "difficulty",
+            |b| b.header.difficulty = U256::from(1),
+            |e| matches!(e, InvalidBlock::ConstantField { .. }),
+        ),
+        (
+            "ommers",
+            |b| b.header.ommers_hash = B256::ZERO,
+            |e| matches!(e, InvalidBlock::ConstantField { .. }),
+        ),
+        (
+            "extra data",
+            |b| b.header.extra_data = Bytes::from(vec![0; 33]),
+            |e| matches!(e, InvalidBlock::ExtraData(33)),
+        ),
+        (
+            "transactions root",
+            |b| b.header.transactions_root = B256::ZERO,
+            |e| matches!(e, InvalidBlock::TransactionsRoot { .. }),
+        ),
+        (
+            "dropped transaction",
+            |b| {
+                b.transactions.pop();
+            },
+            |e| matches!(e, InvalidBlock::TransactionsRoot { .. }),
+        ),
+        (
+            "seal",
+            |b| b.seal.signature = Bytes::from(vec![1; 65]),
+            |e| matches!(e, InvalidBlock::Seal(_)),
+        ),
+        (
+            "gas used",
+            |b| b.header.gas_used += 1,
+            |e| {
+                matches!(
+                    e,
+                    InvalidBlock::ExecutionMismatch {
+                        field: "gasUsed",
+                        ..
+                    } | InvalidBlock::Seal(_)
+                )
+            },
+        ),
+        (
+            "state root",
+            |b| b.header.state_root = B256::repeat_byte(9),
+            |e| {
+                matches!(
+                    e,
+                    InvalidBlock::ExecutionMismatch { .. } | InvalidBlock::Seal(_)
+                )
+            },
+        ),
+        (
+            "receipts root",
+            |b| b.header.receipts_root = B256::repeat_byte(9),
+            |e| {
+                matches!(
+                    e,
+                    InvalidBlock::ExecutionMismatch { .. } | InvalidBlock::Seal(_)
+                )
+            },
+        ),
+        (
+            "logs bloom",
+            |b| b.header.logs_bloom = alloy_primitives::Bloom::repeat_byte(1),
+            |e| {
+                matches!(
+                    e,
+                    InvalidBlock::ExecutionMismatch { .. } | InvalidBlock::Seal(_)
+                )
+            },
+        ),
     ];
     for (name, tamper, expected) in cases {
         let mut block = good.clone();
         tamper(&mut block);
         match follower.import_block(block) {
-            Err(ValidationFailure::Invalid(error)) => assert!(expected(&error), "{name}: unexpected error {error}"),
+            Err(ValidationFailure::Invalid(error)) => {
+                assert!(expected(&error), "{name}: unexpected error {error}")
+            }
             other => panic!("{name}: expected rejection, got {other:?}"),
         }
-        assert_eq!(follower.head().block.hash(), head_before, "{name}: head changed");
-        assert_eq!(follower.chain().db().latest().unwrap(), root_before, "{name}: state changed");
+        assert_eq!(
+            follower.head().block.hash(),
+            head_before,
+            "{name}: head changed"
+        );
+        assert_eq!(
+            follower.chain().db().latest().unwrap(),
+            root_before,
+            "{name}: state changed"
+        );
     }
-    follower.import_block(good).expect("the untampered block still imports");
+    follower
+        .import_block(good)
+        .expect("the untampered block still imports");
 }
 
 #[test]
@@ -135,20 +236,35 @@ fn fields_after_a_valid_seal_are_checked_by_execution() {
     let signer = dev_signers().unwrap()[0].clone();
     let reseal = |mut block: Block| {
         let hash = block.header.hash_slow();
-        block.seal.signature = Bytes::from(signer.sign_hash_sync(&hash).unwrap().as_bytes().to_vec());
+        block.seal.signature =
+            Bytes::from(signer.sign_hash_sync(&hash).unwrap().as_bytes().to_vec());
         block
     };
     let cases: Vec<(&str, fn(&mut Block), &str)> = vec![
         ("gas used", |b| b.header.gas_used += 1, "gasUsed"),
-        ("state root", |b| b.header.state_root = B256::repeat_byte(9), "stateRoot"),
-        ("receipts root", |b| b.header.receipts_root = B256::repeat_byte(9), "receiptsRoot"),
-        ("logs bloom", |b| b.header.logs_bloom = alloy_primitives::Bloom::repeat_byte(1), "logsBloom"),
+        (
+            "state root",
+            |b| b.header.state_root = B256::repeat_byte(9),
+            "stateRoot",
+        ),
+        (
+            "receipts root",
+            |b| b.header.receipts_root = B256::repeat_byte(9),
+            "receiptsRoot",
+        ),
+        (
+            "logs bloom",
+            |b| b.header.logs_bloom = alloy_primitives::Bloom::repeat_byte(1),
+            "logsBloom",
+        ),
     ];
     for (name, tamper, field) in cases {
         let mut block = blocks[0].clone();
         tamper(&mut block);
         match follower.import_block(reseal(block)) {
-            Err(ValidationFailure::Invalid(InvalidBlock::ExecutionMismatch { field: f, .. })) => assert_eq!(f, field, "{name}"),
+            Err(ValidationFailure::Invalid(InvalidBlock::ExecutionMismatch {
+                field: f, ..
+            })) => assert_eq!(f, field, "{name}"),
             other => panic!("{name}: expected an execution mismatch, got {other:?}"),
         }
         assert_eq!(follower.head_number(), 0);
@@ -170,7 +286,10 @@ fn restart_continues_from_the_last_block_with_identical_state() {
     assert_eq!(reopened.head().block.hash(), head);
     assert_eq!(reopened.chain().db().latest().unwrap(), latest);
     let state = reopened.state_at(3).unwrap();
-    assert_eq!(chain_primitives::StateReader::account(&state, &probe).unwrap(), before);
+    assert_eq!(
+        chain_primitives::StateReader::account(&state, &probe).unwrap(),
+        before
+    );
     assert!(before.is_some());
     // And it keeps producing on top.
     let next = reopened.produce_block(10).unwrap();

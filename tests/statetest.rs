@@ -27,17 +27,30 @@ fn state_tests_pass() {
         .filter(|r| matches!(r.result, CaseResult::Fail(_)))
         .filter(|r| !KNOWN_FAILURES.iter().any(|known| r.file.ends_with(known)))
         .collect();
-    assert!(unexpected.is_empty(), "unexpected failures: {unexpected:#?}");
+    assert!(
+        unexpected.is_empty(),
+        "unexpected failures: {unexpected:#?}"
+    );
     for known in KNOWN_FAILURES {
         assert!(
-            reports.iter().any(|r| r.file.ends_with(known) && matches!(r.result, CaseResult::Fail(_))),
+            reports
+                .iter()
+                .any(|r| r.file.ends_with(known) && matches!(r.result, CaseResult::Fail(_))),
             "{known} passes now: remove it from the known failures and the README"
         );
     }
     assert!(summary.passed >= 70, "too few cases ran: {summary}");
     // Skips are only transaction types this chain rejects by design.
-    for r in reports.iter().filter(|r| matches!(r.result, CaseResult::Skip(_))) {
-        let CaseResult::Skip(reason) = &r.result else { unreachable!() };
-        assert!(reason.contains("EIP-4844") || reason.contains("EIP-7702"), "{reason}");
+    for r in reports
+        .iter()
+        .filter(|r| matches!(r.result, CaseResult::Skip(_)))
+    {
+        let CaseResult::Skip(reason) = &r.result else {
+            unreachable!()
+        };
+        assert!(
+            reason.contains("EIP-4844") || reason.contains("EIP-7702"),
+            "{reason}"
+        );
     }
 }
