@@ -95,7 +95,8 @@ pub fn run_execution_bench(config: &ExecutionBenchConfig) -> anyhow::Result<Exec
     let reference = execute_sequential(&state, &env, &txs, &codes)?;
     let gas = reference.gas_used;
 
-    let (_, peak_bytes_sequential) = measure_peak(|| execute_sequential(&state, &env, &txs, &codes));
+    let (_, peak_bytes_sequential) =
+        measure_peak(|| execute_sequential(&state, &env, &txs, &codes));
     let (_, peak_bytes_parallel) =
         measure_peak(|| execute_parallel(&state, &env, &txs, &codes, &runner));
 

@@ -1,7 +1,10 @@
 //! The node's configuration file (TOML) and the defaults of `chaind dev`.
 
 use serde::Deserialize;
-use std::{net::IpAddr, path::{Path, PathBuf}};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
 /// `chaind node --config FILE`: every section optional, unknown keys rejected by name.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -214,9 +217,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let err = FileConfig::parse("[rpc]\nprot = 1\n").unwrap_err().to_string();
+        let err = FileConfig::parse("[rpc]\nprot = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rpc") && err.contains("prot"), "{err}");
-        let err = FileConfig::parse("[rpc]\nport = \"high\"\n").unwrap_err().to_string();
+        let err = FileConfig::parse("[rpc]\nport = \"high\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rpc.port"), "{err}");
     }
 }

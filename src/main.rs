@@ -1,12 +1,12 @@
 //! The `chaind` command line.
 
 use anyhow::Context as _;
+use chain_executor::workload::{WorkloadConfig, WorkloadKind};
 use chaind::{
     alloc::TrackingAllocator,
     bench::{ExecutionBenchConfig, run_execution_bench},
     statetest,
 };
-use chain_executor::workload::{WorkloadConfig, WorkloadKind};
 use clap::{Parser, Subcommand};
 use std::{num::NonZeroUsize, path::PathBuf, process::ExitCode};
 
@@ -185,7 +185,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dev(args) => commands::dev(args).map(|()| ExitCode::SUCCESS),
-        Command::Init { genesis, datadir } => commands::init(&genesis, datadir).map(|()| ExitCode::SUCCESS),
+        Command::Init { genesis, datadir } => {
+            commands::init(&genesis, datadir).map(|()| ExitCode::SUCCESS)
+        }
         Command::Node(args) => commands::node(args).map(|()| ExitCode::SUCCESS),
         Command::Statetest { paths, verbose } => {
             let mut reports = Vec::new();
@@ -207,13 +209,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let summary = statetest::summarize(&reports);
             println!("{summary}");
-            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        Command::Bench { bench: BenchCommand::Execution { workload, accounts, txs, threads, runs, seed, json, no_fallback } } => {
+        Command::Bench {
+            bench:
+                BenchCommand::Execution {
+                    workload,
+                    accounts,
+                    txs,
+                    threads,
+                    runs,
+                    seed,
+                    json,
+                    no_fallback,
+                },
+        } => {
             let threads = NonZeroUsize::new(threads).context("--threads must be at least 1")?;
             anyhow::ensure!(accounts > 0, "--accounts must be at least 1");
             let report = run_execution_bench(&ExecutionBenchConfig {
-                workload: WorkloadConfig { kind: workload, accounts, txs, seed },
+                workload: WorkloadConfig {
+                    kind: workload,
+                    accounts,
+                    txs,
+                    seed,
+                },
                 threads,
                 runs,
                 contention_limit: (!no_fallback).then(Default::default),
@@ -239,10 +262,14 @@ mod commands {
         node::{Node, NodeConfig, now_ms},
         run::{RunOptions, run},
     };
-    use std::{num::NonZeroUsize, path::{Path, PathBuf}};
+    use std::{
+        num::NonZeroUsize,
+        path::{Path, PathBuf},
+    };
 
     fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-        const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+        const LATENCY_BUCKETS: &[f64] =
+            &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .set_buckets_for_metric(
                 metrics_exporter_prometheus::Matcher::Full("rpc_request_duration_seconds".into()),
@@ -262,8 +289,13 @@ mod commands {
         if common.sequential || file.execution.sequential {
             return Ok(ExecutionMode::Sequential);
         }
-        let threads = common.threads.or(file.execution.threads).unwrap_or_else(super::default_threads);
-        Ok(ExecutionMode::Parallel(NonZeroUsize::new(threads).context("--threads must be at least 1")?))
+        let threads = common
+            .threads
+            .or(file.execution.threads)
+            .unwrap_or_else(super::default_threads);
+        Ok(ExecutionMode::Parallel(
+            NonZeroUsize::new(threads).context("--threads must be at least 1")?,
+        ))
     }
 
     fn rpc_section(common: &CommonArgs, file: &FileConfig) -> RpcSection {
@@ -283,12 +315,17 @@ mod commands {
         rpc
     }
 
-    fn pool_config(common: &CommonArgs, file: &FileConfig) -> anyhow::Result<chain_txpool::PoolConfig> {
+    fn pool_config(
+        common: &CommonArgs,
+        file: &FileConfig,
+    ) -> anyhow::Result<chain_txpool::PoolConfig> {
         let load_test = common.txpool_load_test
             || match file.txpool.profile.as_deref() {
                 None | Some("default") => false,
                 Some("load-test") => true,
-                Some(other) => anyhow::bail!("field `txpool.profile`: unknown profile {other:?} (default, load-test)"),
+                Some(other) => anyhow::bail!(
+                    "field `txpool.profile`: unknown profile {other:?} (default, load-test)"
+                ),
             };
         // Chain id and gas limit are filled in by the node from the genesis.
         let mut config = if load_test {
@@ -296,7 +333,11 @@ mod commands {
         } else {
             chain_txpool::PoolConfig::new(0, 0)
         };
-        chaind::node::apply_pool_limits(&mut config, file.txpool.max_per_sender, file.txpool.max_total);
+        chaind::node::apply_pool_limits(
+            &mut config,
+            file.txpool.max_per_sender,
+            file.txpool.max_total,
+        );
         Ok(config)
     }
 
@@ -309,7 +350,12 @@ mod commands {
     }
 
     fn client_version() -> String {
-        format!("chaind/v{}/{}-{}", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
+        format!(
+            "chaind/v{}/{}-{}",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )
     }
 
     pub(super) fn dev(args: DevArgs) -> anyhow::Result<()> {
@@ -320,8 +366,15 @@ mod commands {
             block_time_ms >= chain_primitives::genesis::MIN_BLOCK_TIME_MS,
             "--block-time must be at least 100ms"
         );
-        anyhow::ensure!(args.gas_limit >= 21_000, "--gas-limit must be at least 21000");
-        let datadir = args.common.datadir.clone().unwrap_or_else(|| PathBuf::from("./data"));
+        anyhow::ensure!(
+            args.gas_limit >= 21_000,
+            "--gas-limit must be at least 21000"
+        );
+        let datadir = args
+            .common
+            .datadir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./data"));
         let signers = dev::dev_signers()?;
         let genesis = dev::dev_genesis(
             &dev::DevOptions {
@@ -350,7 +403,15 @@ mod commands {
             dev_accounts: signers.iter().map(|s| s.address()).collect(),
             client_version: client_version(),
         })?;
-        println!("{}", dev::banner(&signers, &format!("http://{}:{}", rpc.addr, rpc.port), &datadir, args.prefund_loadgen));
+        println!(
+            "{}",
+            dev::banner(
+                &signers,
+                &format!("http://{}:{}", rpc.addr, rpc.port),
+                &datadir,
+                args.prefund_loadgen
+            )
+        );
         println!("Head: block {}\n", node.head_number());
         run(
             node,
@@ -382,16 +443,25 @@ mod commands {
             "initialized {} at block {} (genesis {})",
             datadir.display(),
             head.block.number(),
-            node.chain().block(0)?.map(|b| b.block.hash()).unwrap_or_default()
+            node.chain()
+                .block(0)?
+                .map(|b| b.block.hash())
+                .unwrap_or_default()
         );
         Ok(())
     }
 
     fn read_key(path: &Path) -> anyhow::Result<alloy_signer_local::PrivateKeySigner> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read validator key {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read validator key {}", path.display()))?;
         text.trim()
             .parse::<alloy_signer_local::PrivateKeySigner>()
-            .map_err(|e| anyhow::anyhow!("validator key {}: not a hex secp256k1 private key ({e})", path.display()))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "validator key {}: not a hex secp256k1 private key ({e})",
+                    path.display()
+                )
+            })
     }
 
     pub(super) fn node(args: NodeArgs) -> anyhow::Result<()> {
@@ -402,33 +472,58 @@ mod commands {
         if !file.network.peers.is_empty() {
             tracing::warn!("networking is not part of this build: `network.peers` is ignored");
         }
-        let datadir = args.common.datadir.clone().or(file.datadir.clone()).unwrap_or_else(default_datadir);
+        let datadir = args
+            .common
+            .datadir
+            .clone()
+            .or(file.datadir.clone())
+            .unwrap_or_else(default_datadir);
         let genesis_path = args.genesis.clone().or(file.genesis.clone());
         let genesis = match genesis_path {
             Some(path) => ChainGenesis::load(&path)?,
             None => {
-                let probe = chain_state::StateDb::open(datadir.join("db"), chain_state::StateConfig::for_tests())
-                    .with_context(|| format!("no --genesis given and no database in {}", datadir.display()))?;
+                let probe = chain_state::StateDb::open(
+                    datadir.join("db"),
+                    chain_state::StateConfig::for_tests(),
+                )
+                .with_context(|| {
+                    format!(
+                        "no --genesis given and no database in {}",
+                        datadir.display()
+                    )
+                })?;
                 let store = chaind::node::chain::ChainStore::new(probe);
-                let json = store
-                    .genesis_json()?
-                    .with_context(|| format!("{} holds no chain: run `chaind init --genesis FILE` first", datadir.display()))?;
+                let json = store.genesis_json()?.with_context(|| {
+                    format!(
+                        "{} holds no chain: run `chaind init --genesis FILE` first",
+                        datadir.display()
+                    )
+                })?;
                 drop(store);
                 serde_json::from_slice(&json).context("stored genesis is corrupt")?
             }
         };
-        let key_path = args.validator_key.clone().or(file.validator.key_file.clone());
+        let key_path = args
+            .validator_key
+            .clone()
+            .or(file.validator.key_file.clone());
         let validator_key = key_path.as_deref().map(read_key).transpose()?;
         if let Some(key) = &validator_key {
             anyhow::ensure!(
-                genesis.consensus.validators.iter().any(|v| v.address == key.address()),
+                genesis
+                    .consensus
+                    .validators
+                    .iter()
+                    .any(|v| v.address == key.address()),
                 "validator key {} is not in the genesis validator set",
                 key.address()
             );
         }
         let produce = validator_key.is_some() && genesis.consensus.validators.len() == 1;
         if validator_key.is_some() && !produce {
-            tracing::warn!("several validators need peer-to-peer networking, which this build lacks: not producing");
+            tracing::warn!(
+                "several validators need peer-to-peer networking, which this build lacks: not producing"
+            );
         }
         let prometheus = install_metrics();
         let rpc = rpc_section(&args.common, &file);

@@ -24,7 +24,11 @@ pub struct RunOptions {
 }
 
 /// Runs until a shutdown signal. Returns after the producer stopped and the database flushed.
-pub fn run(node: Node, options: RunOptions, prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>) -> anyhow::Result<()> {
+pub fn run(
+    node: Node,
+    options: RunOptions,
+    prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("chaind-rpc")
@@ -32,7 +36,11 @@ pub fn run(node: Node, options: RunOptions, prometheus: Option<metrics_exporter_
         .build()?;
     let shutdown = Arc::new(AtomicBool::new(false));
     // Before anything is served: a validator whose consensus files are corrupt must not start.
-    let producer = if options.produce { Some(node.block_producer()?) } else { None };
+    let producer = if options.produce {
+        Some(node.block_producer()?)
+    } else {
+        None
+    };
     let producer = producer.map(|producer| {
         let shutdown = shutdown.clone();
         let print = options.print_blocks;
@@ -87,13 +95,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -113,7 +122,9 @@ async fn serve_metrics(addr: SocketAddr, handle: metrics_exporter_prometheus::Pr
         }
     };
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
         let body = handle.render();
         tokio::spawn(async move {
             let mut request = [0u8; 1024];

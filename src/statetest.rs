@@ -7,18 +7,19 @@
 //! chain does not execute, are counted as skipped.
 
 use alloy_primitives::{Address, B256, Bytes, Log, TxKind, U256, keccak256};
+use chain_executor::BlockStm;
 use chain_executor::{
     BlockEnv, CodeCache, ExecutionEnv, SpecId, TxEnv, TxOutcome, execute_parallel,
     execute_sequential, revm::context::BlockEnv as RevmBlockEnv,
 };
 use chain_primitives::{Account, InMemoryState};
 use serde_json::Value;
-use chain_executor::BlockStm;
 use std::{num::NonZeroUsize, path::Path, str::FromStr, sync::LazyLock};
 
 /// The two-worker Block-STM runner every case shares.
 fn runner() -> &'static BlockStm {
-    static RUNNER: LazyLock<BlockStm> = LazyLock::new(|| BlockStm::new(NonZeroUsize::new(2).unwrap()));
+    static RUNNER: LazyLock<BlockStm> =
+        LazyLock::new(|| BlockStm::new(NonZeroUsize::new(2).unwrap()));
     &RUNNER
 }
 
@@ -61,7 +62,11 @@ pub struct Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+        write!(
+            f,
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
     }
 }
 
@@ -123,13 +128,15 @@ pub fn run_file(path: &Path) -> Vec<CaseReport> {
     let mut reports = Vec::new();
     for (name, test) in tests {
         match run_test(test) {
-            Ok(cases) => reports.extend(cases.into_iter().map(|(fork, index, result)| CaseReport {
-                file: file.clone(),
-                test: name.clone(),
-                fork,
-                index,
-                result,
-            })),
+            Ok(cases) => {
+                reports.extend(cases.into_iter().map(|(fork, index, result)| CaseReport {
+                    file: file.clone(),
+                    test: name.clone(),
+                    fork,
+                    index,
+                    result,
+                }))
+            }
             Err(message) => reports.push(CaseReport {
                 file: file.clone(),
                 test: name.clone(),
@@ -145,15 +152,21 @@ pub fn run_file(path: &Path) -> Vec<CaseReport> {
 type Parsed<T> = Result<T, String>;
 
 fn field<'a>(value: &'a Value, key: &str) -> Parsed<&'a Value> {
-    value.get(key).ok_or_else(|| format!("missing field {key:?}"))
+    value
+        .get(key)
+        .ok_or_else(|| format!("missing field {key:?}"))
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> Parsed<&'a str> {
-    field(value, key)?.as_str().ok_or_else(|| format!("field {key:?} is not a string"))
+    field(value, key)?
+        .as_str()
+        .ok_or_else(|| format!("field {key:?} is not a string"))
 }
 
 fn u256(s: &str) -> Parsed<U256> {
-    let digits = s.strip_prefix("0x").ok_or_else(|| format!("{s:?} is not 0x-hex"))?;
+    let digits = s
+        .strip_prefix("0x")
+        .ok_or_else(|| format!("{s:?} is not 0x-hex"))?;
     if digits.is_empty() {
         return Ok(U256::ZERO);
     }
@@ -166,7 +179,9 @@ fn u64_of(s: &str) -> Parsed<u64> {
 
 fn bytes(s: &str) -> Parsed<Bytes> {
     let digits = s.strip_prefix("0x").unwrap_or(s);
-    hex::decode(digits).map(Bytes::from).map_err(|e| format!("{s:?}: {e}"))
+    hex::decode(digits)
+        .map(Bytes::from)
+        .map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn b256(s: &str) -> Parsed<B256> {
@@ -220,7 +235,10 @@ pub fn state_root(state: &InMemoryState) -> B256 {
     use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
     state_root_unhashed(state.accounts().iter().map(|(address, account)| {
         let storage_root = storage_root_unhashed(
-            account.storage.iter().map(|(slot, value)| (B256::from(slot.to_be_bytes::<32>()), *value)),
+            account
+                .storage
+                .iter()
+                .map(|(slot, value)| (B256::from(slot.to_be_bytes::<32>()), *value)),
         );
         (
             *address,
@@ -245,19 +263,28 @@ fn run_test(test: &Value) -> Parsed<Vec<(String, usize, CaseResult)>> {
     let env = field(test, "env")?;
     let tx = field(test, "transaction")?;
     let pre = pre_state(field(test, "pre")?)?;
-    let chain_id = match test.get("config").and_then(|c| c.get("chainid")).and_then(Value::as_str) {
+    let chain_id = match test
+        .get("config")
+        .and_then(|c| c.get("chainid"))
+        .and_then(Value::as_str)
+    {
         Some(id) => u64_of(id)?,
         None => 1,
     };
-    let post = field(test, "post")?.as_object().ok_or("post is not an object")?;
+    let post = field(test, "post")?
+        .as_object()
+        .ok_or("post is not an object")?;
     let mut cases = Vec::new();
     for (fork, entries) in post {
         let entries = entries.as_array().ok_or("post entries are not a list")?;
         for (index, entry) in entries.iter().enumerate() {
             let result = match spec_of(fork) {
                 None => CaseResult::Skip(format!("fork {fork} is not supported")),
-                Some(spec) => run_case(&pre, env, tx, entry, spec, fork, chain_id)
-                    .unwrap_or_else(|message| CaseResult::Fail(format!("malformed case: {message}"))),
+                Some(spec) => {
+                    run_case(&pre, env, tx, entry, spec, fork, chain_id).unwrap_or_else(|message| {
+                        CaseResult::Fail(format!("malformed case: {message}"))
+                    })
+                }
             };
             cases.push((fork.clone(), index, result));
         }
@@ -270,8 +297,14 @@ fn execution_env(env: &Value, spec: SpecId, fork: &str, chain_id: u64) -> Parsed
     let block = BlockEnv {
         number: u64_of(text(env, "currentNumber")?)?,
         timestamp: u64_of(text(env, "currentTimestamp")?)?,
-        base_fee: optional("currentBaseFee").map(u64_of).transpose()?.unwrap_or(0),
-        prevrandao: optional("currentRandom").map(b256).transpose()?.unwrap_or_default(),
+        base_fee: optional("currentBaseFee")
+            .map(u64_of)
+            .transpose()?
+            .unwrap_or(0),
+        prevrandao: optional("currentRandom")
+            .map(b256)
+            .transpose()?
+            .unwrap_or_default(),
         gas_limit: u64_of(text(env, "currentGasLimit")?)?,
         beneficiary: address(text(env, "currentCoinbase")?)?,
         chain_id,
@@ -283,12 +316,22 @@ fn execution_env(env: &Value, spec: SpecId, fork: &str, chain_id: u64) -> Parsed
         timestamp: U256::from(block.timestamp),
         gas_limit: block.gas_limit,
         basefee: block.base_fee,
-        difficulty: optional("currentDifficulty").map(u256).transpose()?.unwrap_or_default(),
-        prevrandao: if spec >= SpecId::MERGE { Some(block.prevrandao) } else { None },
+        difficulty: optional("currentDifficulty")
+            .map(u256)
+            .transpose()?
+            .unwrap_or_default(),
+        prevrandao: if spec >= SpecId::MERGE {
+            Some(block.prevrandao)
+        } else {
+            None
+        },
         ..RevmBlockEnv::default()
     };
     if spec >= SpecId::CANCUN {
-        let excess = optional("currentExcessBlobGas").map(u64_of).transpose()?.unwrap_or(0);
+        let excess = optional("currentExcessBlobGas")
+            .map(u64_of)
+            .transpose()?
+            .unwrap_or(0);
         let fraction = if spec >= SpecId::PRAGUE {
             revm::primitives::eip4844::BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE
         } else {
@@ -305,7 +348,10 @@ fn execution_env(env: &Value, spec: SpecId, fork: &str, chain_id: u64) -> Parsed
 
 fn build_tx(tx: &Value, indexes: &Value, chain_id: u64) -> Parsed<Result<TxEnv, String>> {
     let index = |key: &str| -> Parsed<usize> {
-        field(indexes, key)?.as_u64().map(|i| i as usize).ok_or_else(|| format!("index {key} is not a number"))
+        field(indexes, key)?
+            .as_u64()
+            .map(|i| i as usize)
+            .ok_or_else(|| format!("index {key} is not a number"))
     };
     let pick = |key: &str, i: usize| -> Parsed<&str> {
         field(tx, key)?
@@ -317,7 +363,11 @@ fn build_tx(tx: &Value, indexes: &Value, chain_id: u64) -> Parsed<Result<TxEnv, 
     if tx.get("blobVersionedHashes").is_some() {
         return Ok(Err("blob transaction (EIP-4844)".to_owned()));
     }
-    if tx.get("authorizationList").and_then(Value::as_array).is_some() {
+    if tx
+        .get("authorizationList")
+        .and_then(Value::as_array)
+        .is_some()
+    {
         return Ok(Err("set-code transaction (EIP-7702)".to_owned()));
     }
     let (data_i, gas_i, value_i) = (index("data")?, index("gas")?, index("value")?);
@@ -326,8 +376,16 @@ fn build_tx(tx: &Value, indexes: &Value, chain_id: u64) -> Parsed<Result<TxEnv, 
         None => sender_of_secret(text(tx, "secretKey")?)?,
     };
     let to = text(tx, "to")?;
-    let kind = if to.is_empty() { TxKind::Create } else { TxKind::Call(address(to)?) };
-    let access_list = match tx.get("accessLists").and_then(Value::as_array).and_then(|l| l.get(data_i)) {
+    let kind = if to.is_empty() {
+        TxKind::Create
+    } else {
+        TxKind::Call(address(to)?)
+    };
+    let access_list = match tx
+        .get("accessLists")
+        .and_then(Value::as_array)
+        .and_then(|l| l.get(data_i))
+    {
         Some(Value::Null) | None => None,
         Some(list) => Some(
             serde_json::from_value::<alloy_eips::eip2930::AccessList>(list.clone())
@@ -347,7 +405,10 @@ fn build_tx(tx: &Value, indexes: &Value, chain_id: u64) -> Parsed<Result<TxEnv, 
     let too_big = |v: U256| u128::try_from(v).map_err(|_| "fee exceeds 128 bits".to_owned());
     if let Some(max_fee) = tx.get("maxFeePerGas").and_then(Value::as_str) {
         env.tx_type = 2;
-        match (too_big(u256(max_fee)?), too_big(u256(text(tx, "maxPriorityFeePerGas")?)?)) {
+        match (
+            too_big(u256(max_fee)?),
+            too_big(u256(text(tx, "maxPriorityFeePerGas")?)?),
+        ) {
             (Ok(max), Ok(priority)) => {
                 env.gas_price = max;
                 env.gas_priority_fee = Some(priority);
@@ -400,10 +461,12 @@ fn run_case(
     let codes = CodeCache::default();
     let txs = [tx];
     let sequential = execute_sequential(pre, &env, &txs, &codes).map_err(|e| e.to_string())?;
-    let (parallel, _) = execute_parallel(pre, &env, &txs, &codes, runner())
-        .map_err(|e| e.to_string())?;
+    let (parallel, _) =
+        execute_parallel(pre, &env, &txs, &codes, runner()).map_err(|e| e.to_string())?;
     if parallel != sequential {
-        return Ok(CaseResult::Fail("parallel output differs from sequential".to_owned()));
+        return Ok(CaseResult::Fail(
+            "parallel output differs from sequential".to_owned(),
+        ));
     }
     if expects_exception != matches!(sequential.outcomes[0], TxOutcome::Skipped(_)) {
         return Ok(CaseResult::Fail(format!(
@@ -417,10 +480,14 @@ fn run_case(
     let logs: Vec<Log> = sequential.receipts().flat_map(|r| r.logs.clone()).collect();
     let logs = logs_hash(&logs);
     if root != expected_root {
-        return Ok(CaseResult::Fail(format!("state root {root} != expected {expected_root}")));
+        return Ok(CaseResult::Fail(format!(
+            "state root {root} != expected {expected_root}"
+        )));
     }
     if logs != expected_logs {
-        return Ok(CaseResult::Fail(format!("logs hash {logs} != expected {expected_logs}")));
+        return Ok(CaseResult::Fail(format!(
+            "logs hash {logs} != expected {expected_logs}"
+        )));
     }
     Ok(CaseResult::Pass)
 }

@@ -20,32 +20,59 @@ fn execution(c: &mut Criterion) {
     if cores > 2 {
         thread_counts.push(cores);
     }
-    let runners: Vec<BlockStm> =
-        thread_counts.iter().map(|&n| BlockStm::new(NonZeroUsize::new(n).expect("n > 0"))).collect();
-    for kind in [WorkloadKind::Transfer, WorkloadKind::Erc20, WorkloadKind::Amm] {
-        let low = if kind == WorkloadKind::Amm { 100 } else { 10_000 };
+    let runners: Vec<BlockStm> = thread_counts
+        .iter()
+        .map(|&n| BlockStm::new(NonZeroUsize::new(n).expect("n > 0")))
+        .collect();
+    for kind in [
+        WorkloadKind::Transfer,
+        WorkloadKind::Erc20,
+        WorkloadKind::Amm,
+    ] {
+        let low = if kind == WorkloadKind::Amm {
+            100
+        } else {
+            10_000
+        };
         for (contention, accounts) in [("low", low), ("full", 1)] {
-            let workload = generate(&WorkloadConfig { kind, accounts, txs: TXS, seed: 1 });
+            let workload = generate(&WorkloadConfig {
+                kind,
+                accounts,
+                txs: TXS,
+                seed: 1,
+            });
             let codes = CodeCache::default();
-            let reference = execute_sequential(&workload.state, &workload.env, &workload.txs, &codes)
-                .expect("workload executes");
+            let reference =
+                execute_sequential(&workload.state, &workload.env, &workload.txs, &codes)
+                    .expect("workload executes");
             println!(
                 "{kind}/{contention}: {} txs, {:.1} Mgas per block",
                 reference.included(),
                 reference.gas_used as f64 / 1e6
             );
             let mut group = c.benchmark_group(format!("execution/{kind}/{contention}"));
-            group.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+            group
+                .sample_size(10)
+                .measurement_time(Duration::from_secs(4))
+                .warm_up_time(Duration::from_secs(1));
             group.throughput(Throughput::Elements(TXS as u64));
             group.bench_function("sequential", |b| {
-                b.iter(|| execute_sequential(&workload.state, &workload.env, &workload.txs, &codes).expect("runs"))
+                b.iter(|| {
+                    execute_sequential(&workload.state, &workload.env, &workload.txs, &codes)
+                        .expect("runs")
+                })
             });
             for runner in &runners {
                 group.bench_function(format!("parallel-{}", runner.threads()), |b| {
                     b.iter(|| {
-                        let (output, _) =
-                            execute_parallel(&workload.state, &workload.env, &workload.txs, &codes, runner)
-                                .expect("runs");
+                        let (output, _) = execute_parallel(
+                            &workload.state,
+                            &workload.env,
+                            &workload.txs,
+                            &codes,
+                            runner,
+                        )
+                        .expect("runs");
                         output
                     })
                 });

@@ -4,8 +4,16 @@ use chain_executor::{BlockStm, CodeCache, execute_parallel, execute_sequential, 
 use std::num::NonZeroUsize;
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let txs: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let w = generate(&WorkloadConfig { kind: WorkloadKind::Transfer, accounts: txs, txs, seed: 1 });
+    let txs: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let w = generate(&WorkloadConfig {
+        kind: WorkloadKind::Transfer,
+        accounts: txs,
+        txs,
+        seed: 1,
+    });
     let codes = CodeCache::default();
     let runner = BlockStm::new(NonZeroUsize::new(1).unwrap());
     for _ in 0..3 {

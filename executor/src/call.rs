@@ -23,7 +23,11 @@ pub struct SimulationOptions {
 
 impl Default for SimulationOptions {
     fn default() -> Self {
-        Self { skip_nonce_check: true, skip_fee_charge: true, skip_base_fee_check: true }
+        Self {
+            skip_nonce_check: true,
+            skip_fee_charge: true,
+            skip_base_fee_check: true,
+        }
     }
 }
 
@@ -92,7 +96,10 @@ pub fn simulate<S: StateReader>(
         }
         Err(error) => match crate::evm::skip_reason(&error) {
             Some(reason) => Ok(SimulationOutcome::Invalid(reason)),
-            None => Err(ExecutorError::Evm { txn_idx: 0, message: error.to_string() }),
+            None => Err(ExecutorError::Evm {
+                txn_idx: 0,
+                message: error.to_string(),
+            }),
         },
     }
 }
@@ -107,7 +114,8 @@ pub struct AccountOverride {
     /// Replacement code.
     pub code: Option<Bytes>,
     /// Replace the whole storage with these slots (geth's `state`).
-    pub state: Option<alloy_primitives::map::HashMap<alloy_primitives::U256, alloy_primitives::U256>>,
+    pub state:
+        Option<alloy_primitives::map::HashMap<alloy_primitives::U256, alloy_primitives::U256>>,
     /// Patch these slots (geth's `stateDiff`).
     pub state_diff: alloy_primitives::map::HashMap<alloy_primitives::U256, alloy_primitives::U256>,
 }
@@ -131,16 +139,25 @@ impl<'a, S: StateReader> OverriddenState<'a, S> {
             .filter_map(|o| o.code.clone())
             .map(|code| (alloy_primitives::keccak256(&code), code))
             .collect();
-        Self { base, accounts: overrides, codes }
+        Self {
+            base,
+            accounts: overrides,
+            codes,
+        }
     }
 }
 
 impl<S: StateReader> StateReader for OverriddenState<'_, S> {
     type Error = S::Error;
 
-    fn account(&self, address: &alloy_primitives::Address) -> Result<Option<chain_primitives::Account>, Self::Error> {
+    fn account(
+        &self,
+        address: &alloy_primitives::Address,
+    ) -> Result<Option<chain_primitives::Account>, Self::Error> {
         let base = self.base.account(address)?;
-        let Some(o) = self.accounts.get(address) else { return Ok(base) };
+        let Some(o) = self.accounts.get(address) else {
+            return Ok(base);
+        };
         let mut account = base.unwrap_or_default();
         if let Some(balance) = o.balance {
             account.balance = balance;
@@ -158,7 +175,11 @@ impl<S: StateReader> StateReader for OverriddenState<'_, S> {
         Ok(Some(account))
     }
 
-    fn storage(&self, address: &alloy_primitives::Address, slot: &alloy_primitives::U256) -> Result<alloy_primitives::U256, Self::Error> {
+    fn storage(
+        &self,
+        address: &alloy_primitives::Address,
+        slot: &alloy_primitives::U256,
+    ) -> Result<alloy_primitives::U256, Self::Error> {
         if let Some(o) = self.accounts.get(address) {
             if let Some(state) = &o.state {
                 return Ok(state.get(slot).copied().unwrap_or_default());

@@ -12,7 +12,9 @@ pub struct CodeCache {
 
 impl std::fmt::Debug for CodeCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CodeCache").field("entries", &self.cache.len()).finish()
+        f.debug_struct("CodeCache")
+            .field("entries", &self.cache.len())
+            .finish()
     }
 }
 
@@ -25,7 +27,9 @@ impl Default for CodeCache {
 impl CodeCache {
     /// A cache holding up to `entries` contracts.
     pub fn new(entries: usize) -> Self {
-        Self { cache: quick_cache::sync::Cache::new(entries.max(16)) }
+        Self {
+            cache: quick_cache::sync::Cache::new(entries.max(16)),
+        }
     }
 
     /// The analysed code for `hash`, loading and analysing `load()` on a miss.

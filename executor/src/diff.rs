@@ -67,7 +67,11 @@ fn account_update<S: StateReader>(
     }
     let storage_cleared = account.storage_cleared || info.is_none();
     let unchanged = info == base && storage.is_empty() && (!storage_cleared || base.is_none());
-    Ok((!unchanged).then_some(AccountUpdate { info, storage_cleared, storage }))
+    Ok((!unchanged).then_some(AccountUpdate {
+        info,
+        storage_cleared,
+        storage,
+    }))
 }
 
 /// Builds the normalized diff of a block from its final account values and deployed code,

@@ -72,7 +72,12 @@ impl ExecutionEnv {
         };
         let mut cfg = CfgEnv::new_with_spec(spec);
         cfg.chain_id = block.chain_id;
-        Self { block, spec, revm_block, cfg }
+        Self {
+            block,
+            spec,
+            revm_block,
+            cfg,
+        }
     }
 
     /// Replaces revm's block environment (the statetest runner sets fields such as difficulty

@@ -10,11 +10,11 @@ use alloy_primitives::{Address, Bytes, U256};
 use chain_primitives::{Account, KECCAK_EMPTY};
 use revm::{
     Database, MainBuilder,
-    context_interface::ContextSetters,
     context::{
         TxEnv,
         result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction, Output},
     },
+    context_interface::ContextSetters,
     context_interface::{ContextTr, JournalTr},
     handler::{EthFrame, EvmTr, FrameTr, Handler, MainnetContext, MainnetEvm, MainnetHandler},
     interpreter::interpreter::EthInterpreter,
@@ -78,8 +78,9 @@ pub(crate) fn run_tx<DB: Database>(
 ) -> Result<(ExecutionResult<HaltReason>, EvmState), EVMError<DB::Error, InvalidTransaction>> {
     evm.ctx.set_tx(tx);
     let result = match fees {
-        FeePayment::ByEvm => MainnetHandler::<_, EVMError<DB::Error, InvalidTransaction>, _>::default()
-            .run(evm),
+        FeePayment::ByEvm => {
+            MainnetHandler::<_, EVMError<DB::Error, InvalidTransaction>, _>::default().run(evm)
+        }
         FeePayment::Deferred => {
             DeferredFeeHandler::<_, EVMError<DB::Error, InvalidTransaction>>(PhantomData).run(evm)
         }
@@ -106,7 +107,11 @@ pub(crate) fn beneficiary_fee(env: &ExecutionEnv, tx: &TxEnv, gas_used: u64) -> 
 }
 
 /// Builds the receipt of an executed transaction (cumulative gas is filled in later).
-pub(crate) fn receipt(env: &ExecutionEnv, tx: &TxEnv, result: ExecutionResult<HaltReason>) -> TxReceipt {
+pub(crate) fn receipt(
+    env: &ExecutionEnv,
+    tx: &TxEnv,
+    result: ExecutionResult<HaltReason>,
+) -> TxReceipt {
     let gas_used = result.tx_gas_used();
     let (status, logs, output, contract_address) = match result {
         ExecutionResult::Success { logs, output, .. } => match output {
@@ -141,7 +146,11 @@ pub(crate) fn skip_reason<E>(error: &EVMError<E, InvalidTransaction>) -> Option<
 
 /// Our account record from revm's.
 pub(crate) fn account_from_info(info: &AccountInfo) -> Account {
-    Account { nonce: info.nonce, balance: info.balance, code_hash: info.code_hash }
+    Account {
+        nonce: info.nonce,
+        balance: info.balance,
+        code_hash: info.code_hash,
+    }
 }
 
 /// revm's account record from ours, with its code if known.
@@ -151,7 +160,11 @@ pub(crate) fn info_from_account(account: Account, code: Option<Bytecode>) -> Acc
         nonce: account.nonce,
         code_hash: account.code_hash,
         account_id: None,
-        code: if account.code_hash == KECCAK_EMPTY { Some(Bytecode::default()) } else { code },
+        code: if account.code_hash == KECCAK_EMPTY {
+            Some(Bytecode::default())
+        } else {
+            code
+        },
         ..AccountInfo::default()
     }
 }
@@ -174,7 +187,11 @@ pub(crate) fn account_effect(account: &revm::state::Account) -> Option<AccountEf
         return None;
     }
     if account.is_selfdestructed() || account.is_empty() {
-        return Some(AccountEffect { info: None, storage_cleared: true, new_code: None });
+        return Some(AccountEffect {
+            info: None,
+            storage_cleared: true,
+            new_code: None,
+        });
     }
     let created = account.is_created();
     let new_code = match (&account.info.code, created) {
@@ -183,7 +200,11 @@ pub(crate) fn account_effect(account: &revm::state::Account) -> Option<AccountEf
         }
         _ => None,
     };
-    Some(AccountEffect { info: Some(account_from_info(&account.info)), storage_cleared: created, new_code })
+    Some(AccountEffect {
+        info: Some(account_from_info(&account.info)),
+        storage_cleared: created,
+        new_code,
+    })
 }
 
 /// Applies a balance increase to an account with post-EIP-161 touch semantics: an account

@@ -32,8 +32,8 @@ pub mod tx;
 /// Deterministic benchmark and test workloads.
 pub mod workload;
 
-pub use chain_scheduler::TxnIndex;
 pub use call::{AccountOverride, OverriddenState, SimulationOptions, SimulationOutcome, simulate};
+pub use chain_scheduler::TxnIndex;
 pub use code_cache::CodeCache;
 pub use env::{BlockEnv, DEFAULT_SPEC, ExecutionEnv};
 pub use error::ExecutorError;
@@ -72,7 +72,11 @@ impl Executor {
             ExecutionMode::Sequential => None,
             ExecutionMode::Parallel(threads) => Some(Arc::new(BlockStm::new(threads))),
         };
-        Self { mode, codes: Arc::new(CodeCache::default()), runner }
+        Self {
+            mode,
+            codes: Arc::new(CodeCache::default()),
+            runner,
+        }
     }
 
     /// A parallel executor on `threads` workers (one worker still runs Block-STM; use

@@ -117,11 +117,16 @@ impl<S: StateReader> EvmTask<'_, S> {
     /// be a delta. Decided on the committed state; a contract deployed at that address by an
     /// earlier transaction of the block is caught after the run (see `check_deferred`).
     fn deferred_recipient(&self, tx: &TxEnv) -> Result<Option<Address>, MvDbError> {
-        let TxKind::Call(to) = tx.kind else { return Ok(None) };
+        let TxKind::Call(to) = tx.kind else {
+            return Ok(None);
+        };
         if tx.value.is_zero() || to == tx.caller || maybe_precompile(&to) {
             return Ok(None);
         }
-        let account = self.state.account(&to).map_err(|e| MvDbError::State(e.to_string()))?;
+        let account = self
+            .state
+            .account(&to)
+            .map_err(|e| MvDbError::State(e.to_string()))?;
         Ok(match account {
             Some(account) if account.has_code() => None,
             _ => Some(to),
@@ -179,18 +184,27 @@ impl<S: StateReader> WorkerDb<S> {
     }
 
     fn committed_account(&self, address: &Address) -> Result<Option<Account>, MvDbError> {
-        self.task()?.state.account(address).map_err(|e| MvDbError::State(e.to_string()))
+        self.task()?
+            .state
+            .account(address)
+            .map_err(|e| MvDbError::State(e.to_string()))
     }
 
     fn read_account(&mut self, address: Address) -> Result<Option<Account>, MvDbError> {
-        match self.view()?.read(&Location::Account(address)).map_err(MvDbError::Dependency)? {
+        match self
+            .view()?
+            .read(&Location::Account(address))
+            .map_err(MvDbError::Dependency)?
+        {
             MvRead::Storage => self.committed_account(&address),
             MvRead::Value(MemValue::Account(account)) => Ok(account),
             MvRead::Deltas { deltas, base } => {
                 let base = match base {
                     None => self.committed_account(&address)?,
                     Some(MemValue::Account(account)) => account,
-                    Some(_) => return Err(MvDbError::Invariant("a non-account value under an account")),
+                    Some(_) => {
+                        return Err(MvDbError::Invariant("a non-account value under an account"));
+                    }
                 };
                 Ok(fold_deltas(&deltas, base, |account, delta| match delta {
                     MemValue::BalanceAdd(amount) => add_balance(account, *amount),
@@ -213,8 +227,14 @@ impl<S: StateReader> revm::Database for WorkerDb<S> {
         }
         let account = self.read_account(address)?;
         self.loaded.entry(address).or_insert(account);
-        let Some(account) = account else { return Ok(None) };
-        let code = if account.has_code() { self.task()?.code(account.code_hash)? } else { None };
+        let Some(account) = account else {
+            return Ok(None);
+        };
+        let code = if account.has_code() {
+            self.task()?.code(account.code_hash)?
+        } else {
+            None
+        };
         Ok(Some(info_from_account(account, code)))
     }
 
@@ -223,19 +243,28 @@ impl<S: StateReader> revm::Database for WorkerDb<S> {
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, Self::Error> {
-        match self.view()?.read(&Location::Storage(address, index)).map_err(MvDbError::Dependency)? {
+        match self
+            .view()?
+            .read(&Location::Storage(address, index))
+            .map_err(MvDbError::Dependency)?
+        {
             MvRead::Storage => self
                 .task()?
                 .state
                 .storage(&address, &index)
                 .map_err(|e| MvDbError::State(e.to_string())),
             MvRead::Value(MemValue::Storage(value)) => Ok(value),
-            _ => Err(MvDbError::Invariant("a non-storage value at a storage slot")),
+            _ => Err(MvDbError::Invariant(
+                "a non-storage value at a storage slot",
+            )),
         }
     }
 
     fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
-        self.task()?.state.block_hash(number).map_err(|e| MvDbError::State(e.to_string()))
+        self.task()?
+            .state
+            .block_hash(number)
+            .map_err(|e| MvDbError::State(e.to_string()))
     }
 }
 
@@ -277,7 +306,10 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
         let fatal = |e: MvDbError| match e {
             MvDbError::Dependency(blocking) => TaskError::Dependency(blocking),
             MvDbError::State(message) => TaskError::Fatal(ExecutorError::State(message)),
-            other => TaskError::Fatal(ExecutorError::Evm { txn_idx, message: other.to_string() }),
+            other => TaskError::Fatal(ExecutorError::Evm {
+                txn_idx,
+                message: other.to_string(),
+            }),
         };
         let deferred_recipient = self.deferred_recipient(tx).map_err(fatal)?;
         let db = &mut evm.ctx.journaled_state.database;
@@ -308,7 +340,10 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
                     deferred_recipient: None,
                     created: Vec::new(),
                 };
-                return Ok(TaskOutput { writes: Vec::new(), output });
+                return Ok(TaskOutput {
+                    writes: Vec::new(),
+                    output,
+                });
             }
         };
         let loaded = &db.loaded;
@@ -338,7 +373,9 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
                 }
                 continue;
             }
-            let Some(effect) = account_effect(account) else { continue };
+            let Some(effect) = account_effect(account) else {
+                continue;
+            };
             if effect.storage_cleared {
                 output.storage_cleared.push(*address);
             }
@@ -357,7 +394,10 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
             }
             if info.is_some() {
                 for (slot, value) in account.changed_storage_slots() {
-                    writes.push((Location::Storage(*address, *slot), MemValue::Storage(value.present_value)));
+                    writes.push((
+                        Location::Storage(*address, *slot),
+                        MemValue::Storage(value.present_value),
+                    ));
                 }
             }
         }
@@ -424,7 +464,10 @@ pub fn execute_parallel<S: StateReader>(
                 Err(reason) => reason,
             }
         }
-        Err(SchedulerError::Task { error: ExecutorError::State(message), .. }) => {
+        Err(SchedulerError::Task {
+            error: ExecutorError::State(message),
+            ..
+        }) => {
             // The committed state failed to read: sequential execution would fail the same way.
             return Err(ExecutorError::State(message));
         }
@@ -455,7 +498,10 @@ fn assemble<S: StateReader>(
     }
     for (txn_idx, output) in outputs.iter().enumerate() {
         if let Some(recipient) = output.deferred_recipient {
-            if created_at.get(&recipient).is_some_and(|&creator| creator < txn_idx) {
+            if created_at
+                .get(&recipient)
+                .is_some_and(|&creator| creator < txn_idx)
+            {
                 return Ok(Err(format!(
                     "transaction {txn_idx} paid {recipient} as a plain account, but transaction \
                      {} deployed code there first",
@@ -476,7 +522,9 @@ fn assemble<S: StateReader>(
             let remaining = env.block.gas_limit.saturating_sub(gas_used);
             if txs[txn_idx].gas_limit > remaining {
                 // Sequentially this transaction is skipped, which changes what later ones see.
-                return Ok(Err(format!("transaction {txn_idx} exceeds the block's remaining gas")));
+                return Ok(Err(format!(
+                    "transaction {txn_idx} exceeds the block's remaining gas"
+                )));
             }
             gas_used += receipt.gas_used;
             receipt.cumulative_gas_used = gas_used;
@@ -493,7 +541,9 @@ fn assemble<S: StateReader>(
         let shards = memory.shard_count();
         let parts = runner.threads().get().min(shards);
         let per = shards.div_ceil(parts);
-        (0..parts).map(|p| p * per..((p + 1) * per).min(shards)).collect()
+        (0..parts)
+            .map(|p| p * per..((p + 1) * per).min(shards))
+            .collect()
     };
     let folded = par_chunks_each(shard_ranges, runner, |ranges| {
         let mut parts = Vec::new();
@@ -516,7 +566,13 @@ fn assemble<S: StateReader>(
     for (address, part) in sorted {
         if accounts.last().is_none_or(|(last, _)| *last != address) {
             let storage_cleared = cleared.contains(&address);
-            accounts.push((address, FinalAccount { storage_cleared, ..FinalAccount::default() }));
+            accounts.push((
+                address,
+                FinalAccount {
+                    storage_cleared,
+                    ..FinalAccount::default()
+                },
+            ));
         }
         let account = &mut accounts.last_mut().expect("pushed above").1;
         match part {
@@ -527,12 +583,26 @@ fn assemble<S: StateReader>(
     // Accounts created or deleted without a final account write cannot occur (creation and
     // deletion both write the record), but stay correct if they do.
     for address in cleared {
-        if accounts.binary_search_by_key(&address, |(a, _)| *a).is_err() {
-            accounts.push((address, FinalAccount { storage_cleared: true, ..FinalAccount::default() }));
+        if accounts
+            .binary_search_by_key(&address, |(a, _)| *a)
+            .is_err()
+        {
+            accounts.push((
+                address,
+                FinalAccount {
+                    storage_cleared: true,
+                    ..FinalAccount::default()
+                },
+            ));
         }
     }
     let diff = build_diff(state, accounts, &new_codes, Some(runner))?;
-    Ok(Ok(BlockOutput { outcomes, gas_used, logs_bloom: bloom, diff }))
+    Ok(Ok(BlockOutput {
+        outcomes,
+        gas_used,
+        logs_bloom: bloom,
+        diff,
+    }))
 }
 
 /// One final value of an account's record or of one of its slots.
@@ -542,7 +612,10 @@ enum FinalPart {
 }
 
 /// Merges two lists sorted by address into one.
-fn merge_sorted(a: Vec<(Address, FinalPart)>, b: Vec<(Address, FinalPart)>) -> Vec<(Address, FinalPart)> {
+fn merge_sorted(
+    a: Vec<(Address, FinalPart)>,
+    b: Vec<(Address, FinalPart)>,
+) -> Vec<(Address, FinalPart)> {
     if a.is_empty() {
         return b;
     }
@@ -606,7 +679,11 @@ fn fold_final<S: StateReader>(
                 };
                 // Balance additions commute, and applying them one by one or summed gives the
                 // same account: only whether it ends empty matters for existence.
-                let info = if deltas == 0 { base } else { add_balance(base, added) };
+                let info = if deltas == 0 {
+                    base
+                } else {
+                    add_balance(base, added)
+                };
                 parts.push((*address, FinalPart::Info(info)));
             }
             Location::Storage(address, slot) => match top_down.next() {
@@ -618,7 +695,10 @@ fn fold_final<S: StateReader>(
         }
     });
     if let Err(txn_idx) = walked {
-        return Err(Err(SchedulerError::<ExecutorError>::EstimateLeft { txn_idx }.to_string()));
+        return Err(Err(SchedulerError::<ExecutorError>::EstimateLeft {
+            txn_idx,
+        }
+        .to_string()));
     }
     failure.map_or(Ok(()), Err)
 }
@@ -629,9 +709,19 @@ fn par_chunks_each<T: Send, R: Send>(
     runner: &BlockStm,
     work: impl Fn(Vec<T>) -> R + Sync,
 ) -> Vec<R> {
-    let slots: Vec<parking_lot::Mutex<Option<T>>> =
-        items.into_iter().map(|item| parking_lot::Mutex::new(Some(item))).collect();
-    runner.broadcast(|index, _| work(slots.get(index).and_then(|slot| slot.lock().take()).into_iter().collect()))
+    let slots: Vec<parking_lot::Mutex<Option<T>>> = items
+        .into_iter()
+        .map(|item| parking_lot::Mutex::new(Some(item)))
+        .collect();
+    runner.broadcast(|index, _| {
+        work(
+            slots
+                .get(index)
+                .and_then(|slot| slot.lock().take())
+                .into_iter()
+                .collect(),
+        )
+    })
 }
 
 /// For each transaction, whether a later one has the same sender.

@@ -45,7 +45,10 @@ impl<S: StateReader> Overlay<'_, S> {
     fn account(&self, address: &Address) -> Result<Option<Account>, StateReadError> {
         match self.accounts.get(address).and_then(|a| a.info) {
             Some(info) => Ok(info),
-            None => self.base.account(address).map_err(|e| StateReadError(e.to_string())),
+            None => self
+                .base
+                .account(address)
+                .map_err(|e| StateReadError(e.to_string())),
         }
     }
 
@@ -60,7 +63,9 @@ impl<S: StateReader> Overlay<'_, S> {
 
     fn commit(&mut self, state: EvmState) {
         for (address, account) in state {
-            let Some(effect) = account_effect(&account) else { continue };
+            let Some(effect) = account_effect(&account) else {
+                continue;
+            };
             let entry = self.accounts.entry(address).or_default();
             if effect.storage_cleared {
                 entry.storage_cleared = true;
@@ -84,8 +89,14 @@ impl<S: StateReader> revm::Database for &mut Overlay<'_, S> {
     type Error = StateReadError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        let Some(account) = self.account(&address)? else { return Ok(None) };
-        let code = if account.has_code() { self.code(account.code_hash)? } else { None };
+        let Some(account) = self.account(&address)? else {
+            return Ok(None);
+        };
+        let code = if account.has_code() {
+            self.code(account.code_hash)?
+        } else {
+            None
+        };
         Ok(Some(info_from_account(account, code)))
     }
 
@@ -102,11 +113,15 @@ impl<S: StateReader> revm::Database for &mut Overlay<'_, S> {
                 return Ok(U256::ZERO);
             }
         }
-        self.base.storage(&address, &index).map_err(|e| StateReadError(e.to_string()))
+        self.base
+            .storage(&address, &index)
+            .map_err(|e| StateReadError(e.to_string()))
     }
 
     fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
-        self.base.block_hash(number).map_err(|e| StateReadError(e.to_string()))
+        self.base
+            .block_hash(number)
+            .map_err(|e| StateReadError(e.to_string()))
     }
 }
 
@@ -163,20 +178,39 @@ pub fn execute_sequential<S: StateReader>(
                     if let revm::context::result::EVMError::Database(e) = &error {
                         return Err(ExecutorError::State(e.0.clone()));
                     }
-                    return Err(ExecutorError::Evm { txn_idx, message: error.to_string() });
+                    return Err(ExecutorError::Evm {
+                        txn_idx,
+                        message: error.to_string(),
+                    });
                 }
             },
         }
     }
     drop(evm);
-    let Overlay { accounts, new_codes, .. } = overlay;
+    let Overlay {
+        accounts,
+        new_codes,
+        ..
+    } = overlay;
     let accounts = accounts
         .into_iter()
         .map(|(address, a)| {
             let storage = a.storage.into_iter().collect();
-            (address, FinalAccount { info: a.info, storage_cleared: a.storage_cleared, storage })
+            (
+                address,
+                FinalAccount {
+                    info: a.info,
+                    storage_cleared: a.storage_cleared,
+                    storage,
+                },
+            )
         })
         .collect();
     let diff = build_diff(state, accounts, &new_codes, None)?;
-    Ok(BlockOutput { outcomes, gas_used, logs_bloom: bloom, diff })
+    Ok(BlockOutput {
+        outcomes,
+        gas_used,
+        logs_bloom: bloom,
+        diff,
+    })
 }

@@ -7,9 +7,9 @@ use revm::context::TxEnv;
 /// EIP-2930 transactions, `min(max_fee, base_fee + max_priority_fee)` for EIP-1559 ones.
 pub fn effective_gas_price(tx: &TxEnv, base_fee: u64) -> u128 {
     match tx.gas_priority_fee {
-        Some(priority) if tx.tx_type >= 2 => {
-            tx.gas_price.min(u128::from(base_fee).saturating_add(priority))
-        }
+        Some(priority) if tx.tx_type >= 2 => tx
+            .gas_price
+            .min(u128::from(base_fee).saturating_add(priority)),
         _ => tx.gas_price,
     }
 }
@@ -22,9 +22,11 @@ pub fn tx_env(tx: &TxEnvelope, sender: Address) -> Result<TxEnv, ExecutorError> 
     let (tx_type, gas_price, priority) = match tx {
         TxEnvelope::Legacy(t) => (0u8, t.tx().gas_price, None),
         TxEnvelope::Eip2930(t) => (1, t.tx().gas_price, None),
-        TxEnvelope::Eip1559(t) => {
-            (2, t.tx().max_fee_per_gas, Some(t.tx().max_priority_fee_per_gas))
-        }
+        TxEnvelope::Eip1559(t) => (
+            2,
+            t.tx().max_fee_per_gas,
+            Some(t.tx().max_priority_fee_per_gas),
+        ),
         TxEnvelope::Eip4844(_) => return Err(ExecutorError::UnsupportedTxType { tx_type: 3 }),
         TxEnvelope::Eip7702(_) => return Err(ExecutorError::UnsupportedTxType { tx_type: 4 }),
     };

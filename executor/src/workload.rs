@@ -65,24 +65,35 @@ fn address_word(address: Address) -> [u8; 32] {
 
 /// Calldata of `transfer(to, amount)`.
 pub fn erc20_transfer_calldata(to: Address, amount: U256) -> Bytes {
-    [&TRANSFER_SELECTOR[..], &address_word(to), &word(amount)].concat().into()
+    [&TRANSFER_SELECTOR[..], &address_word(to), &word(amount)]
+        .concat()
+        .into()
 }
 
 /// Calldata of `approve(spender, amount)`.
 pub fn erc20_approve_calldata(spender: Address, amount: U256) -> Bytes {
-    [&APPROVE_SELECTOR[..], &address_word(spender), &word(amount)].concat().into()
+    [&APPROVE_SELECTOR[..], &address_word(spender), &word(amount)]
+        .concat()
+        .into()
 }
 
 /// Calldata of `balanceOf(owner)`.
 pub fn erc20_balance_of_calldata(owner: Address) -> Bytes {
-    [&BALANCE_OF_SELECTOR[..], &address_word(owner)].concat().into()
+    [&BALANCE_OF_SELECTOR[..], &address_word(owner)]
+        .concat()
+        .into()
 }
 
 /// Calldata of `swap(amountIn, zeroForOne, minAmountOut)`.
 pub fn swap_calldata(amount_in: U256, zero_for_one: bool, min_out: U256) -> Bytes {
-    [&SWAP_SELECTOR[..], &word(amount_in), &word(U256::from(zero_for_one as u8)), &word(min_out)]
-        .concat()
-        .into()
+    [
+        &SWAP_SELECTOR[..],
+        &word(amount_in),
+        &word(U256::from(zero_for_one as u8)),
+        &word(min_out),
+    ]
+    .concat()
+    .into()
 }
 
 /// Creation code plus ABI-encoded constructor arguments.
@@ -198,7 +209,14 @@ pub fn bench_block_env() -> BlockEnv {
 }
 
 /// A transaction template: EIP-1559 with the workload fees.
-pub fn eip1559_tx(caller: Address, nonce: u64, to: TxKind, value: U256, data: Bytes, gas_limit: u64) -> TxEnv {
+pub fn eip1559_tx(
+    caller: Address,
+    nonce: u64,
+    to: TxKind,
+    value: U256,
+    data: Bytes,
+    gas_limit: u64,
+) -> TxEnv {
     TxEnv {
         tx_type: 2,
         caller,
@@ -231,7 +249,14 @@ pub fn generate(config: &WorkloadConfig) -> Workload {
                 .map(|i| {
                     let from = derive_address(config.seed, "sender", (i % accounts) as u64);
                     let to = derive_address(config.seed, "recipient", recipient_of(i) as u64);
-                    eip1559_tx(from, (i / accounts) as u64, TxKind::Call(to), U256::from(1000 + i), Bytes::new(), 21_000)
+                    eip1559_tx(
+                        from,
+                        (i / accounts) as u64,
+                        TxKind::Call(to),
+                        U256::from(1000 + i),
+                        Bytes::new(),
+                        21_000,
+                    )
                 })
                 .collect()
         }
@@ -250,7 +275,14 @@ pub fn generate(config: &WorkloadConfig) -> Workload {
                     let from = derive_address(config.seed, "sender", (i % accounts) as u64);
                     let to = derive_address(config.seed, "recipient", recipient_of(i) as u64);
                     let data = erc20_transfer_calldata(to, U256::from(1 + i));
-                    eip1559_tx(from, (i / accounts) as u64, TxKind::Call(token), U256::ZERO, data, 100_000)
+                    eip1559_tx(
+                        from,
+                        (i / accounts) as u64,
+                        TxKind::Call(token),
+                        U256::ZERO,
+                        data,
+                        100_000,
+                    )
                 })
                 .collect()
         }
@@ -260,12 +292,17 @@ pub fn generate(config: &WorkloadConfig) -> Workload {
             state.insert_code(token0, erc20_runtime());
             state.insert_code(token1, erc20_runtime());
             let reserve = U256::from(1_000_000_000u128 * ETH);
-            let pairs: Vec<Address> =
-                (0..accounts).map(|p| derive_address(config.seed, "pair", p as u64)).collect();
+            let pairs: Vec<Address> = (0..accounts)
+                .map(|p| derive_address(config.seed, "pair", p as u64))
+                .collect();
             for pair in &pairs {
                 state.insert_code(*pair, pair_runtime());
                 state.insert_storage(*pair, U256::ZERO, U256::from_be_bytes(address_word(token0)));
-                state.insert_storage(*pair, U256::from(1), U256::from_be_bytes(address_word(token1)));
+                state.insert_storage(
+                    *pair,
+                    U256::from(1),
+                    U256::from_be_bytes(address_word(token1)),
+                );
                 state.insert_storage(*pair, U256::from(2), reserve);
                 state.insert_storage(*pair, U256::from(3), reserve);
                 state.insert_storage(token0, erc20_balance_slot(*pair), reserve);

@@ -2,6 +2,7 @@
 //! receipts, gas, logs bloom and state diff, with 1, 2 and 8 worker threads.
 
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use chain_executor::BlockStm;
 use chain_executor::{
     BlockEnv, CodeCache, ExecutionEnv, TxEnv, TxOutcome, execute_parallel, execute_sequential,
     workload::{
@@ -11,7 +12,6 @@ use chain_executor::{
 };
 use chain_primitives::{Account, InMemoryState};
 use proptest::prelude::*;
-use chain_executor::BlockStm;
 use std::{num::NonZeroUsize, sync::LazyLock};
 
 /// Runners with 1, 2 and 8 workers, shared by every case (each owns a thread pool). They never
@@ -21,7 +21,10 @@ static RUNNERS: LazyLock<[BlockStm; 3]> = LazyLock::new(|| {
 });
 
 fn runner(threads: usize) -> &'static BlockStm {
-    RUNNERS.iter().find(|r| r.threads().get() == threads).expect("a runner with that many threads")
+    RUNNERS
+        .iter()
+        .find(|r| r.threads().get() == threads)
+        .expect("a runner with that many threads")
 }
 
 const ETH: u128 = 1_000_000_000_000_000_000;
@@ -48,7 +51,11 @@ fn pre_state() -> InMemoryState {
     let mut state = InMemoryState::new();
     for i in 0..ACCOUNTS {
         // The last two accounts are poor: their transactions fail for lack of funds.
-        let balance = if i >= ACCOUNTS - 2 { 30_000 * 2_000_000_000u128 } else { 1000 * ETH };
+        let balance = if i >= ACCOUNTS - 2 {
+            30_000 * 2_000_000_000u128
+        } else {
+            1000 * ETH
+        };
         state.insert_account(eoa(i), Account::with_balance(U256::from(balance)));
     }
     for t in [token(), token1()] {
@@ -61,7 +68,11 @@ fn pre_state() -> InMemoryState {
         let pair = pair(p);
         state.insert_code(pair, workload::pair_runtime());
         state.insert_storage(pair, U256::ZERO, U256::from_be_bytes(token().into_word().0));
-        state.insert_storage(pair, U256::from(1), U256::from_be_bytes(token1().into_word().0));
+        state.insert_storage(
+            pair,
+            U256::from(1),
+            U256::from_be_bytes(token1().into_word().0),
+        );
         state.insert_storage(pair, U256::from(2), U256::from(10_000_000u64));
         state.insert_storage(pair, U256::from(3), U256::from(10_000_000u64));
         for t in [token(), token1()] {
@@ -73,7 +84,10 @@ fn pre_state() -> InMemoryState {
     }
     // COINBASE BALANCE PUSH1 0 SSTORE STOP: stores the beneficiary's balance, which depends on
     // every fee paid before it in the block.
-    state.insert_code(coinbase_reader(), Bytes::from_static(&[0x41, 0x31, 0x60, 0x00, 0x55, 0x00]));
+    state.insert_code(
+        coinbase_reader(),
+        Bytes::from_static(&[0x41, 0x31, 0x60, 0x00, 0x55, 0x00]),
+    );
     state.insert_block_hash(0, B256::repeat_byte(0xaa));
     state
 }
@@ -120,33 +134,79 @@ fn build_block(specs: &[TxSpec]) -> Vec<TxEnv> {
             let from = eoa(s.from);
             let nonce = nonces[s.from].saturating_add_signed(i64::from(s.nonce_skew));
             nonces[s.from] += 1;
-            let to_eoa = if s.to < ACCOUNTS { eoa(s.to) } else { derive_address(2, "fresh", s.to as u64) };
+            let to_eoa = if s.to < ACCOUNTS {
+                eoa(s.to)
+            } else {
+                derive_address(2, "fresh", s.to as u64)
+            };
             let (kind, value, data, gas) = match s.kind {
                 // Plain transfer, sometimes of more than the sender has.
-                0 | 1 => (TxKind::Call(to_eoa), U256::from(s.amount) * U256::from(1_000_000_000_000u64), Bytes::new(), 21_000),
+                0 | 1 => (
+                    TxKind::Call(to_eoa),
+                    U256::from(s.amount) * U256::from(1_000_000_000_000u64),
+                    Bytes::new(),
+                    21_000,
+                ),
                 // ERC-20 transfer; amounts above the holding revert.
-                2 | 3 => (TxKind::Call(token()), U256::ZERO, erc20_transfer_calldata(to_eoa, U256::from(s.amount)), 90_000),
+                2 | 3 => (
+                    TxKind::Call(token()),
+                    U256::ZERO,
+                    erc20_transfer_calldata(to_eoa, U256::from(s.amount)),
+                    90_000,
+                ),
                 // Swap on one of two pools.
-                4 => (TxKind::Call(pair(s.to % 2)), U256::ZERO, swap_calldata(U256::from(s.amount % 100_000 + 1), s.amount % 2 == 0, U256::ZERO), 150_000),
+                4 => (
+                    TxKind::Call(pair(s.to % 2)),
+                    U256::ZERO,
+                    swap_calldata(
+                        U256::from(s.amount % 100_000 + 1),
+                        s.amount % 2 == 0,
+                        U256::ZERO,
+                    ),
+                    150_000,
+                ),
                 // Deploy a token.
                 5 => (
                     TxKind::Create,
                     U256::ZERO,
-                    with_constructor_args(&workload::erc20_creation(), &[U256::from(s.amount).to_be_bytes()]),
+                    with_constructor_args(
+                        &workload::erc20_creation(),
+                        &[U256::from(s.amount).to_be_bytes()],
+                    ),
                     1_500_000,
                 ),
                 // Read the beneficiary's balance.
-                6 => (TxKind::Call(coinbase_reader()), U256::ZERO, Bytes::new(), 60_000),
+                6 => (
+                    TxKind::Call(coinbase_reader()),
+                    U256::ZERO,
+                    Bytes::new(),
+                    60_000,
+                ),
                 // Pay the address a sender's next creation will deploy to (counterfactual).
-                7 => (TxKind::Call(create_address(eoa(s.to % ACCOUNTS), s.amount % 3)), U256::from(7), Bytes::new(), 21_000),
+                7 => (
+                    TxKind::Call(create_address(eoa(s.to % ACCOUNTS), s.amount % 3)),
+                    U256::from(7),
+                    Bytes::new(),
+                    21_000,
+                ),
                 // Out of gas in an ERC-20 transfer.
-                8 => (TxKind::Call(token()), U256::ZERO, erc20_transfer_calldata(to_eoa, U256::from(1)), 23_500),
+                8 => (
+                    TxKind::Call(token()),
+                    U256::ZERO,
+                    erc20_transfer_calldata(to_eoa, U256::from(1)),
+                    23_500,
+                ),
                 // A creation whose code self-destructs to a fresh address.
                 _ => {
                     let mut code = vec![0x73];
                     code.extend_from_slice(to_eoa.as_slice());
                     code.push(0xff);
-                    (TxKind::Create, U256::from(s.amount), Bytes::from(code), 100_000)
+                    (
+                        TxKind::Create,
+                        U256::from(s.amount),
+                        Bytes::from(code),
+                        100_000,
+                    )
                 }
             };
             let mut tx = eip1559_tx(from, nonce, kind, value, data, gas);
@@ -162,7 +222,9 @@ fn build_block(specs: &[TxSpec]) -> Vec<TxEnv> {
                     tx.gas_price = 1_200_000_000;
                     tx.access_list = vec![alloy_eips::eip2930::AccessListItem {
                         address: token(),
-                        storage_keys: vec![B256::from(erc20_balance_slot(from).to_be_bytes::<32>())],
+                        storage_keys: vec![B256::from(
+                            erc20_balance_slot(from).to_be_bytes::<32>(),
+                        )],
                     }]
                     .into();
                 }
@@ -180,7 +242,11 @@ fn env(beneficiary_is_sender: bool) -> ExecutionEnv {
         base_fee: 1_000_000_000,
         prevrandao: B256::repeat_byte(3),
         gas_limit: 30_000_000,
-        beneficiary: if beneficiary_is_sender { eoa(0) } else { derive_address(1, "coinbase", 0) },
+        beneficiary: if beneficiary_is_sender {
+            eoa(0)
+        } else {
+            derive_address(1, "coinbase", 0)
+        },
         chain_id: 31337,
     })
 }
@@ -193,12 +259,22 @@ fn check(specs: &[TxSpec], beneficiary_is_sender: bool) -> Result<(), TestCaseEr
     let expected = execute_sequential(&state, &env, &txs, &codes).expect("sequential runs");
     for threads in [1, 2, 8] {
         let (output, stats) =
-            execute_parallel(&state, &env, &txs, &codes, runner(threads))
-                .expect("parallel runs");
-        prop_assert_eq!(&output.outcomes, &expected.outcomes, "outcomes, {} threads", threads);
+            execute_parallel(&state, &env, &txs, &codes, runner(threads)).expect("parallel runs");
+        prop_assert_eq!(
+            &output.outcomes,
+            &expected.outcomes,
+            "outcomes, {} threads",
+            threads
+        );
         prop_assert_eq!(output.gas_used, expected.gas_used);
         prop_assert_eq!(output.logs_bloom, expected.logs_bloom);
-        prop_assert_eq!(&output.diff, &expected.diff, "diff, {} threads, {:?}", threads, stats);
+        prop_assert_eq!(
+            &output.diff,
+            &expected.diff,
+            "diff, {} threads, {:?}",
+            threads,
+            stats
+        );
     }
     Ok(())
 }
@@ -230,7 +306,8 @@ fn blocks_exercise_every_outcome() {
         })
         .collect();
     let txs = build_block(&specs);
-    let output = execute_sequential(&pre_state(), &env(false), &txs, &CodeCache::default()).unwrap();
+    let output =
+        execute_sequential(&pre_state(), &env(false), &txs, &CodeCache::default()).unwrap();
     let count = |f: &dyn Fn(&TxOutcome) -> bool| output.outcomes.iter().filter(|o| f(o)).count();
     use chain_executor::TxStatus::*;
     assert!(count(&|o| matches!(o, TxOutcome::Included(r) if r.status == Success)) > 20);
@@ -246,13 +323,29 @@ fn blocks_exercise_every_outcome() {
 #[test]
 fn workloads_parallel_equals_sequential() {
     use workload::{WorkloadConfig, WorkloadKind, generate};
-    for kind in [WorkloadKind::Transfer, WorkloadKind::Erc20, WorkloadKind::Amm] {
+    for kind in [
+        WorkloadKind::Transfer,
+        WorkloadKind::Erc20,
+        WorkloadKind::Amm,
+    ] {
         for accounts in [1, 7, 400] {
-            let w = generate(&WorkloadConfig { kind, accounts, txs: 400, seed: 9 });
+            let w = generate(&WorkloadConfig {
+                kind,
+                accounts,
+                txs: 400,
+                seed: 9,
+            });
             let codes = CodeCache::default();
             let expected = execute_sequential(&w.state, &w.env, &w.txs, &codes).unwrap();
-            assert_eq!(expected.included(), w.txs.len(), "{kind} {accounts}: all included");
-            assert!(expected.receipts().all(|r| r.success()), "{kind} {accounts}: all succeed");
+            assert_eq!(
+                expected.included(),
+                w.txs.len(),
+                "{kind} {accounts}: all included"
+            );
+            assert!(
+                expected.receipts().all(|r| r.success()),
+                "{kind} {accounts}: all succeed"
+            );
             for threads in [2, 8] {
                 // Production runners: contended blocks may fall back to sequential execution.
                 let production = BlockStm::new(NonZeroUsize::new(threads).unwrap());
@@ -276,15 +369,35 @@ fn contract_deployed_at_a_paid_address_falls_back_to_sequential() {
     let sender = eoa(3);
     let target = sender.create(0);
     let txs = vec![
-        eip1559_tx(sender, 0, TxKind::Create, U256::ZERO, with_constructor_args(&workload::erc20_creation(), &[U256::from(5).to_be_bytes()]), 1_500_000),
-        eip1559_tx(eoa(4), 0, TxKind::Call(target), U256::from(1), Bytes::new(), 100_000),
+        eip1559_tx(
+            sender,
+            0,
+            TxKind::Create,
+            U256::ZERO,
+            with_constructor_args(&workload::erc20_creation(), &[U256::from(5).to_be_bytes()]),
+            1_500_000,
+        ),
+        eip1559_tx(
+            eoa(4),
+            0,
+            TxKind::Call(target),
+            U256::from(1),
+            Bytes::new(),
+            100_000,
+        ),
     ];
     let env = env(false);
     let codes = CodeCache::default();
     let expected = execute_sequential(&state, &env, &txs, &codes).unwrap();
     // The token has no payable fallback: the payment reverts.
-    assert_eq!(expected.outcomes[1].receipt().unwrap().status, chain_executor::TxStatus::Revert);
+    assert_eq!(
+        expected.outcomes[1].receipt().unwrap().status,
+        chain_executor::TxStatus::Revert
+    );
     let (output, stats) = execute_parallel(&state, &env, &txs, &codes, runner(2)).unwrap();
     assert_eq!(output, expected);
-    assert!(stats.fallback.is_some(), "the deferred credit must be detected");
+    assert!(
+        stats.fallback.is_some(),
+        "the deferred credit must be detected"
+    );
 }

@@ -30,9 +30,16 @@ impl Account {
     /// The account of secret key `secret`, with nonce 0 until told otherwise.
     pub fn from_secret(secret: B256) -> Result<Self, LoadgenError> {
         // The address is derived exactly as `chaind dev` derives the accounts it funds.
-        let address = PrivateKeySigner::from_bytes(&secret).map_err(|e| LoadgenError::Key(e.to_string()))?.address();
-        let secret = SecretKey::from_byte_array(secret.0).map_err(|e| LoadgenError::Key(e.to_string()))?;
-        Ok(Self { address, secret, nonce: 0 })
+        let address = PrivateKeySigner::from_bytes(&secret)
+            .map_err(|e| LoadgenError::Key(e.to_string()))?
+            .address();
+        let secret =
+            SecretKey::from_byte_array(secret.0).map_err(|e| LoadgenError::Key(e.to_string()))?;
+        Ok(Self {
+            address,
+            secret,
+            nonce: 0,
+        })
     }
 
     /// Signs `call` with nonce `nonce` (not touching [`Account::nonce`]).
@@ -51,12 +58,16 @@ impl Account {
         // libsecp256k1 rather than the pure-Rust signer: pre-signing hundreds of thousands of
         // transactions is the one expensive thing the generator does.
         let digest = tx.signature_hash();
-        let (recovery_id, compact) =
-            SECP256K1.sign_ecdsa_recoverable(Message::from_digest(digest.0), &self.secret).serialize_compact();
+        let (recovery_id, compact) = SECP256K1
+            .sign_ecdsa_recoverable(Message::from_digest(digest.0), &self.secret)
+            .serialize_compact();
         let y_parity = i32::from(recovery_id) == 1;
         let signature = Signature::from_bytes_and_parity(&compact, y_parity);
         let envelope = TxEnvelope::from(tx.into_signed(signature));
-        SignedTx { hash: *envelope.tx_hash(), raw: Bytes::from(envelope.encoded_2718()) }
+        SignedTx {
+            hash: *envelope.tx_hash(),
+            raw: Bytes::from(envelope.encoded_2718()),
+        }
     }
 
     /// Signs `call` with the account's next nonce and advances it.
@@ -74,7 +85,10 @@ pub fn loadgen_account(seed: u64, index: u64) -> Result<Account, LoadgenError> {
 
 /// Load-test accounts `0..count` under `seed`, derived in parallel.
 pub fn loadgen_accounts(seed: u64, count: usize) -> Result<Vec<Account>, LoadgenError> {
-    (0..count as u64).into_par_iter().map(|i| loadgen_account(seed, i)).collect()
+    (0..count as u64)
+        .into_par_iter()
+        .map(|i| loadgen_account(seed, i))
+        .collect()
 }
 
 /// What a transaction does, before nonce, fees and signature.
@@ -138,7 +152,9 @@ mod tests {
         let decoded = TxEnvelope::decode_2718(&mut signed.raw.as_ref()).unwrap();
         assert_eq!(*decoded.tx_hash(), signed.hash);
         assert_eq!(decoded.recover_signer().unwrap(), account.address);
-        let TxEnvelope::Eip1559(tx) = decoded else { panic!("not EIP-1559") };
+        let TxEnvelope::Eip1559(tx) = decoded else {
+            panic!("not EIP-1559")
+        };
         assert_eq!(tx.tx().nonce, 3);
         assert_eq!(tx.tx().chain_id, 31337);
         assert_eq!(tx.tx().max_fee_per_gas, 100_000_000_000);
@@ -147,14 +163,22 @@ mod tests {
     #[test]
     fn dev_account_0_is_the_well_known_address() {
         let account = Account::from_secret(DEV_ACCOUNT_0_KEY).unwrap();
-        assert_eq!(account.address, alloy_primitives::address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+        assert_eq!(
+            account.address,
+            alloy_primitives::address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+        );
     }
 
     #[test]
     fn sign_next_advances_the_nonce() {
         let mut account = loadgen_account(1, 0).unwrap();
         account.nonce = 9;
-        let call = Call { to: TxKind::Create, value: U256::ZERO, input: Bytes::from_static(&[0]), gas_limit: 60_000 };
+        let call = Call {
+            to: TxKind::Create,
+            value: U256::ZERO,
+            input: Bytes::from_static(&[0]),
+            gas_limit: 60_000,
+        };
         let first = account.sign_next(&call, 1, FeeParams::from_gwei(1, 1));
         let second = account.sign_next(&call, 1, FeeParams::from_gwei(1, 1));
         assert_eq!(account.nonce, 11);

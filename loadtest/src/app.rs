@@ -19,13 +19,21 @@ const WEI_PER_ETH: u128 = 1_000_000_000_000_000_000;
 
 /// Runs `options` against the node at `options.rpc`. Setting `interrupt` stops sending early
 /// (the run still drains and reports).
-pub async fn run_load(options: &LoadOptions, interrupt: Arc<AtomicBool>) -> Result<Report, LoadgenError> {
+pub async fn run_load(
+    options: &LoadOptions,
+    interrupt: Arc<AtomicBool>,
+) -> Result<Report, LoadgenError> {
     options.validate()?;
     let mut senders = Vec::with_capacity(options.connections);
     for _ in 0..options.connections {
-        senders.push(Arc::new(JsonRpcNode::connect(&options.rpc, options.transport).await?));
+        senders.push(Arc::new(
+            JsonRpcNode::connect(&options.rpc, options.transport).await?,
+        ));
     }
-    let ws_url = options.ws_url.clone().unwrap_or_else(|| ws_url_of(&options.rpc));
+    let ws_url = options
+        .ws_url
+        .clone()
+        .unwrap_or_else(|| ws_url_of(&options.rpc));
     let watcher = Arc::new(JsonRpcNode::connect(&ws_url, TransportKind::Ws).await?);
     run_load_with(options, senders, watcher, interrupt).await
 }
@@ -39,14 +47,22 @@ pub async fn run_load_with<R: NodeRpc>(
     interrupt: Arc<AtomicBool>,
 ) -> Result<Report, LoadgenError> {
     options.validate()?;
-    let control = Arc::clone(senders.first().ok_or_else(|| LoadgenError::Config("no connections".into()))?);
+    let control = Arc::clone(
+        senders
+            .first()
+            .ok_or_else(|| LoadgenError::Config("no connections".into()))?,
+    );
     let chain_id = control.chain_id().await?;
     let fees = FeeParams::from_gwei(options.max_fee_gwei, options.priority_fee_gwei);
     let head = control.block_number().await?;
     if let Some(base_fee) = control.header(head).await?.and_then(|h| h.base_fee_per_gas)
         && u128::from(base_fee) * 2 > fees.max_fee_per_gas
     {
-        tracing::warn!(base_fee, max_fee = fees.max_fee_per_gas, "--max-fee-gwei is below twice the base fee");
+        tracing::warn!(
+            base_fee,
+            max_fee = fees.max_fee_per_gas,
+            "--max-fee-gwei is below twice the base fee"
+        );
     }
 
     let pool = rayon::ThreadPoolBuilder::new()
@@ -57,7 +73,11 @@ pub async fn run_load_with<R: NodeRpc>(
     let pool = Arc::new(pool);
     let (seed, count) = (options.seed, options.accounts);
     let mut accounts = on_pool(&pool, move || loadgen_accounts(seed, count)).await??;
-    tracing::info!(accounts = accounts.len(), chain_id, "derived load-test accounts");
+    tracing::info!(
+        accounts = accounts.len(),
+        chain_id,
+        "derived load-test accounts"
+    );
 
     let faucet = options.faucet_key.map(Account::from_secret).transpose()?;
     let setup_config = SetupConfig {
@@ -72,7 +92,11 @@ pub async fn run_load_with<R: NodeRpc>(
         chain_id,
     };
     let setup = run_setup(&control, &mut accounts, &setup_config).await?;
-    tracing::info!(seconds = setup.elapsed_s, transactions = setup.transactions, "setup done");
+    tracing::info!(
+        seconds = setup.elapsed_s,
+        transactions = setup.transactions,
+        "setup done"
+    );
 
     let plan = WorkloadPlan {
         kind: options.workload,
@@ -85,10 +109,19 @@ pub async fn run_load_with<R: NodeRpc>(
     let signing_started = Instant::now();
     let accounts = Arc::new(accounts);
     let signing_accounts = Arc::clone(&accounts);
-    let txs = on_pool(&pool, move || presign(&plan, &signing_accounts, total, chain_id, fees)).await??;
-    let presign_stats =
-        PresignStats { transactions: txs.len() as u64, elapsed_s: signing_started.elapsed().as_secs_f64() };
-    tracing::info!(transactions = txs.len(), seconds = presign_stats.elapsed_s, "pre-signed");
+    let txs = on_pool(&pool, move || {
+        presign(&plan, &signing_accounts, total, chain_id, fees)
+    })
+    .await??;
+    let presign_stats = PresignStats {
+        transactions: txs.len() as u64,
+        elapsed_s: signing_started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        transactions = txs.len(),
+        seconds = presign_stats.elapsed_s,
+        "pre-signed"
+    );
 
     let run_config = RunConfig {
         mode: options.mode(),
@@ -99,7 +132,13 @@ pub async fn run_load_with<R: NodeRpc>(
         progress: options.progress,
     };
     let run = run_measured(senders, watcher, Arc::new(txs), &run_config, interrupt).await?;
-    Ok(Report::new(settings(options), chain_id, setup, presign_stats, run))
+    Ok(Report::new(
+        settings(options),
+        chain_id,
+        setup,
+        presign_stats,
+        run,
+    ))
 }
 
 /// Runs CPU-bound `work` on the signing pool without blocking the async workers.

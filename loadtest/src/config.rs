@@ -92,7 +92,10 @@ impl LoadOptions {
             workload: LoadKind::Transfer,
             contention: 0,
             duration: Duration::from_secs(60),
-            pace: Pace::Rate { tps: 1000.0, ramp: None },
+            pace: Pace::Rate {
+                tps: 1000.0,
+                ramp: None,
+            },
             txs: None,
             threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             connections: 4,
@@ -112,18 +115,29 @@ impl LoadOptions {
 
     /// Shared recipients of transfer and erc20 transactions.
     pub fn recipients(&self) -> usize {
-        if self.contention == 0 { self.accounts } else { self.contention }
+        if self.contention == 0 {
+            self.accounts
+        } else {
+            self.contention
+        }
     }
 
     /// Pools of the amm workload.
     pub fn pools(&self) -> usize {
-        if self.contention == 0 { DEFAULT_POOLS } else { self.contention }
+        if self.contention == 0 {
+            DEFAULT_POOLS
+        } else {
+            self.contention
+        }
     }
 
     /// The send mode.
     pub fn mode(&self) -> SendMode {
         match self.pace {
-            Pace::Rate { tps, ramp: Some(ramp) } if !ramp.is_zero() => SendMode::Open(RateSchedule::ramped(tps, ramp)),
+            Pace::Rate {
+                tps,
+                ramp: Some(ramp),
+            } if !ramp.is_zero() => SendMode::Open(RateSchedule::ramped(tps, ramp)),
             Pace::Rate { tps, .. } => SendMode::Open(RateSchedule::constant(tps)),
             Pace::Window(window) => SendMode::Closed { window },
         }
@@ -148,7 +162,11 @@ impl LoadOptions {
         if self.duration.is_zero() {
             return fail("--duration must be positive".into());
         }
-        if self.connections == 0 || self.batch == 0 || self.requests_per_connection == 0 || self.threads == 0 {
+        if self.connections == 0
+            || self.batch == 0
+            || self.requests_per_connection == 0
+            || self.threads == 0
+        {
             return fail("--connections, --batch, --requests-per-connection and --threads must be at least 1".into());
         }
         match self.pace {
@@ -156,7 +174,10 @@ impl LoadOptions {
                 return fail(format!("--rate must be positive, not {tps}"));
             }
             Pace::Window(window) if window < self.batch => {
-                return fail(format!("--max-inflight {window} must be at least --batch {}", self.batch));
+                return fail(format!(
+                    "--max-inflight {window} must be at least --batch {}",
+                    self.batch
+                ));
             }
             _ => {}
         }
@@ -168,7 +189,9 @@ impl LoadOptions {
             return fail("nothing to send: rate x duration is below one transaction".into());
         }
         if count > MAX_PRESIGNED {
-            return fail(format!("{count} transactions to pre-sign exceed the limit of {MAX_PRESIGNED}"));
+            return fail(format!(
+                "{count} transactions to pre-sign exceed the limit of {MAX_PRESIGNED}"
+            ));
         }
         Ok(())
     }
@@ -177,15 +200,23 @@ impl LoadOptions {
 /// Parses `60s`, `500ms`, `2m`, `1h` or a bare number of seconds (fractions allowed).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
     let seconds = match unit.trim() {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit {other:?} in {text:?} (ms, s, m, h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {text:?} (ms, s, m, h)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
@@ -209,7 +240,10 @@ mod tests {
     fn presign_count_follows_the_pace() {
         let mut options = LoadOptions::new("http://x");
         options.duration = Duration::from_secs(10);
-        options.pace = Pace::Rate { tps: 500.0, ramp: None };
+        options.pace = Pace::Rate {
+            tps: 500.0,
+            ramp: None,
+        };
         assert_eq!(options.presign_count(), 5000);
         options.txs = Some(100);
         assert_eq!(options.presign_count(), 100);
@@ -224,9 +258,15 @@ mod tests {
         assert!(options.validate().is_ok());
         options.pace = Pace::Window(10);
         assert!(options.validate().is_err(), "window smaller than a batch");
-        options.pace = Pace::Rate { tps: 0.0, ramp: None };
+        options.pace = Pace::Rate {
+            tps: 0.0,
+            ramp: None,
+        };
         assert!(options.validate().is_err());
-        options.pace = Pace::Rate { tps: 0.01, ramp: None };
+        options.pace = Pace::Rate {
+            tps: 0.01,
+            ramp: None,
+        };
         options.duration = Duration::from_secs(1);
         assert!(options.validate().is_err(), "less than one transaction");
     }

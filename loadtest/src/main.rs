@@ -122,7 +122,10 @@ impl Cli {
     fn options(&self) -> LoadOptions {
         let pace = match (self.rate, self.max_inflight) {
             (_, Some(window)) => Pace::Window(window),
-            (rate, None) => Pace::Rate { tps: rate.unwrap_or(1000.0), ramp: self.ramp },
+            (rate, None) => Pace::Rate {
+                tps: rate.unwrap_or(1000.0),
+                ramp: self.ramp,
+            },
         };
         LoadOptions {
             rpc: self.rpc.clone(),
@@ -185,7 +188,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         let flag = Arc::clone(&interrupt);
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: stopping sends, draining, then reporting (Ctrl-C again to abort)");
+                eprintln!(
+                    "interrupted: stopping sends, draining, then reporting (Ctrl-C again to abort)"
+                );
                 flag.store(true, Ordering::Relaxed);
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(130);
@@ -201,7 +206,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         println!("  report       {}", path.display());
     }
     if let Some(path) = &cli.plot {
-        let tps = report.throughput.steady_included_tps.unwrap_or(report.throughput.included_tps);
+        let tps = report
+            .throughput
+            .steady_included_tps
+            .unwrap_or(report.throughput.included_tps);
         let title = format!(
             "loadgen {}: {tps:.0} included tx/s sustained, p99 latency {:.0} ms, {} lost",
             report.settings.workload, report.latency.p99_ms, report.totals.lost
@@ -209,7 +217,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         write_svg(path, &title, &report.per_second, &report.per_block)?;
         println!("  plot         {}", path.display());
     }
-    Ok(if report.verdict.all_accepted_included_once { ExitCode::SUCCESS } else { ExitCode::from(EXIT_LOST) })
+    Ok(if report.verdict.all_accepted_included_once {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_LOST)
+    })
 }
 
 #[cfg(test)]
@@ -218,17 +230,40 @@ mod tests {
 
     #[test]
     fn rate_and_window_select_the_loop() {
-        let cli = Cli::try_parse_from(["loadgen", "--rate", "5000", "--ramp", "10s", "--duration", "1m"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "--rate",
+            "5000",
+            "--ramp",
+            "10s",
+            "--duration",
+            "1m",
+        ])
+        .unwrap();
         let options = cli.options();
-        assert_eq!(options.pace, Pace::Rate { tps: 5000.0, ramp: Some(Duration::from_secs(10)) });
+        assert_eq!(
+            options.pace,
+            Pace::Rate {
+                tps: 5000.0,
+                ramp: Some(Duration::from_secs(10))
+            }
+        );
         assert_eq!(options.duration, Duration::from_secs(60));
 
-        let cli = Cli::try_parse_from(["loadgen", "--max-inflight", "20000", "--workload", "erc20"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["loadgen", "--max-inflight", "20000", "--workload", "erc20"])
+                .unwrap();
         assert_eq!(cli.options().pace, Pace::Window(20_000));
         assert_eq!(cli.options().workload, LoadKind::Erc20);
 
         let cli = Cli::try_parse_from(["loadgen"]).unwrap();
-        assert_eq!(cli.options().pace, Pace::Rate { tps: 1000.0, ramp: None });
+        assert_eq!(
+            cli.options().pace,
+            Pace::Rate {
+                tps: 1000.0,
+                ramp: None
+            }
+        );
     }
 
     #[test]
@@ -242,6 +277,9 @@ mod tests {
     fn parses_a_faucet_key() {
         let key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
         let cli = Cli::try_parse_from(["loadgen", "--faucet-key", key]).unwrap();
-        assert_eq!(cli.options().faucet_key, Some(chain_loadtest::accounts::DEV_ACCOUNT_0_KEY));
+        assert_eq!(
+            cli.options().faucet_key,
+            Some(chain_loadtest::accounts::DEV_ACCOUNT_0_KEY)
+        );
     }
 }

@@ -20,7 +20,10 @@ pub fn write_svg(
     per_second: &[SecondStats],
     blocks: &[BlockRecord],
 ) -> Result<(), LoadgenError> {
-    draw(path, title, per_second, blocks).map_err(|message| LoadgenError::Output { path: path.to_owned(), message })
+    draw(path, title, per_second, blocks).map_err(|message| LoadgenError::Output {
+        path: path.to_owned(),
+        message,
+    })
 }
 
 /// This run's transactions of each block divided by the time since the previous head, at the
@@ -29,23 +32,44 @@ pub fn per_block_rate(blocks: &[BlockRecord]) -> Vec<(f64, f64)> {
     blocks
         .windows(2)
         .filter(|pair| pair[1].observed_s > pair[0].observed_s)
-        .map(|pair| (pair[1].observed_s, pair[1].ours as f64 / (pair[1].observed_s - pair[0].observed_s)))
+        .map(|pair| {
+            (
+                pair[1].observed_s,
+                pair[1].ours as f64 / (pair[1].observed_s - pair[0].observed_s),
+            )
+        })
         .collect()
 }
 
-fn draw(path: &Path, title: &str, per_second: &[SecondStats], blocks: &[BlockRecord]) -> Result<(), String> {
+fn draw(
+    path: &Path,
+    title: &str,
+    per_second: &[SecondStats],
+    blocks: &[BlockRecord],
+) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let root = root.titled(title, ("sans-serif", 22)).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 22))
+        .map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(SIZE.1 / 2 - 20);
 
     // Each bucket [t, t+1) is drawn at its middle.
     let x_of = |s: &SecondStats| s.t as f64 + 0.5;
     let x_max = per_second.last().map_or(1.0, |s| s.t as f64 + 1.0);
     let block_rate = per_block_rate(blocks);
-    let bucket_max = per_second.iter().map(|s| s.submitted.max(s.included)).max().unwrap_or(0) as f64;
-    let tps_max = block_rate.iter().map(|&(_, r)| r).fold(bucket_max, f64::max).max(1.0) * 1.1;
+    let bucket_max = per_second
+        .iter()
+        .map(|s| s.submitted.max(s.included))
+        .max()
+        .unwrap_or(0) as f64;
+    let tps_max = block_rate
+        .iter()
+        .map(|&(_, r)| r)
+        .fold(bucket_max, f64::max)
+        .max(1.0)
+        * 1.1;
 
     let mut tps = ChartBuilder::on(&top)
         .margin(12)
@@ -61,19 +85,27 @@ fn draw(path: &Path, title: &str, per_second: &[SecondStats], blocks: &[BlockRec
         .draw()
         .map_err(|e| err(&e))?;
     let submitted_color = RGBColor(120, 120, 120);
-    tps.draw_series(LineSeries::new(per_second.iter().map(|s| (x_of(s), s.submitted as f64)), &submitted_color))
-        .map_err(|e| err(&e))?
-        .label("submitted")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], submitted_color));
-    tps.draw_series(LineSeries::new(per_second.iter().map(|s| (x_of(s), s.included as f64)), BLUE.stroke_width(2)))
-        .map_err(|e| err(&e))?
-        .label("included (1 s buckets)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    tps.draw_series(LineSeries::new(
+        per_second.iter().map(|s| (x_of(s), s.submitted as f64)),
+        &submitted_color,
+    ))
+    .map_err(|e| err(&e))?
+    .label("submitted")
+    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], submitted_color));
+    tps.draw_series(LineSeries::new(
+        per_second.iter().map(|s| (x_of(s), s.included as f64)),
+        BLUE.stroke_width(2),
+    ))
+    .map_err(|e| err(&e))?
+    .label("included (1 s buckets)")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     let block_color = RGBColor(255, 140, 0);
     tps.draw_series(LineSeries::new(block_rate, block_color.stroke_width(2)))
         .map_err(|e| err(&e))?
         .label("included (per block / head interval)")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], block_color.stroke_width(2)));
+        .legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], block_color.stroke_width(2))
+        });
     tps.configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.8))
@@ -81,12 +113,20 @@ fn draw(path: &Path, title: &str, per_second: &[SecondStats], blocks: &[BlockRec
         .draw()
         .map_err(|e| err(&e))?;
 
-    let latency_max = per_second.iter().filter_map(|s| s.p99_ms).fold(0.0, f64::max).max(1.0) * 1.1;
+    let latency_max = per_second
+        .iter()
+        .filter_map(|s| s.p99_ms)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.1;
     let mut latency = ChartBuilder::on(&bottom)
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(70)
-        .caption("inclusion latency (submit to block head)", ("sans-serif", 16))
+        .caption(
+            "inclusion latency (submit to block head)",
+            ("sans-serif", 16),
+        )
         .build_cartesian_2d(0f64..x_max, 0f64..latency_max)
         .map_err(|e| err(&e))?;
     latency
@@ -97,7 +137,10 @@ fn draw(path: &Path, title: &str, per_second: &[SecondStats], blocks: &[BlockRec
         .draw()
         .map_err(|e| err(&e))?;
     let series = |pick: fn(&SecondStats) -> Option<f64>| {
-        per_second.iter().filter_map(move |s| pick(s).map(|ms| (x_of(s), ms))).collect::<Vec<_>>()
+        per_second
+            .iter()
+            .filter_map(move |s| pick(s).map(|ms| (x_of(s), ms)))
+            .collect::<Vec<_>>()
     };
     latency
         .draw_series(LineSeries::new(series(|s| s.p50_ms), GREEN.stroke_width(2)))
@@ -153,7 +196,13 @@ mod tests {
         write_svg(&path, "test run", &seconds, &blocks).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"));
-        for text in ["test run", "included", "submitted", "p99", "inclusion latency"] {
+        for text in [
+            "test run",
+            "included",
+            "submitted",
+            "p99",
+            "inclusion latency",
+        ] {
             assert!(svg.contains(text), "missing {text}");
         }
         assert!(svg.matches("<polyline").count() >= 5, "five line series");
@@ -173,7 +222,12 @@ mod tests {
             fill: 0.0,
             base_fee_gwei: None,
         };
-        let rate = per_block_rate(&[block(1.0, 0), block(2.5, 300), block(2.5, 10), block(3.0, 100)]);
+        let rate = per_block_rate(&[
+            block(1.0, 0),
+            block(2.5, 300),
+            block(2.5, 10),
+            block(3.0, 100),
+        ]);
         // The pair with equal arrival times is skipped rather than divided by zero.
         assert_eq!(rate, vec![(2.5, 200.0), (3.0, 200.0)]);
     }

@@ -22,17 +22,25 @@ impl Progress {
     pub fn new(duration: Duration, enabled: bool) -> Self {
         let plain = !std::io::stderr().is_terminal();
         let bar = if enabled && !plain {
-            let bar =
-                ProgressBar::with_draw_target(Some(duration.as_millis() as u64), ProgressDrawTarget::stderr_with_hz(4));
-            let style = ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:24}] {msg}")
-                .map(|s| s.progress_chars("=> "))
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let bar = ProgressBar::with_draw_target(
+                Some(duration.as_millis() as u64),
+                ProgressDrawTarget::stderr_with_hz(4),
+            );
+            let style =
+                ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:24}] {msg}")
+                    .map(|s| s.progress_chars("=> "))
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar
         } else {
             ProgressBar::hidden()
         };
-        Self { bar, plain, enabled, last_plain: None }
+        Self {
+            bar,
+            plain,
+            enabled,
+            last_plain: None,
+        }
     }
 
     /// Shows `stats` at `elapsed` into the run, in `phase` ("sending", "draining").
@@ -42,7 +50,9 @@ impl Progress {
         }
         let line = live_line(phase, stats);
         if self.plain {
-            let due = self.last_plain.is_none_or(|last| elapsed >= last + PLAIN_EVERY);
+            let due = self
+                .last_plain
+                .is_none_or(|last| elapsed >= last + PLAIN_EVERY);
             if due {
                 self.last_plain = Some(elapsed);
                 eprintln!("[{:>6.1}s] {line}", elapsed.as_secs_f64());
@@ -61,10 +71,17 @@ impl Progress {
 
 /// The text of the live line.
 pub fn live_line(phase: &str, stats: &LiveStats) -> String {
-    let p99 = stats.recent_p99_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0} ms"));
+    let p99 = stats
+        .recent_p99_ms
+        .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0} ms"));
     format!(
         "{phase}: sub {} acc {} rej {} inc {} pend {} | {:.0} tps | p99 {p99}",
-        stats.submitted, stats.accepted, stats.rejected, stats.included, stats.pending, stats.recent_tps
+        stats.submitted,
+        stats.accepted,
+        stats.rejected,
+        stats.included,
+        stats.pending,
+        stats.recent_tps
     )
 }
 
@@ -83,7 +100,10 @@ mod tests {
             recent_tps: 4.4,
             recent_p99_ms: Some(1234.4),
         };
-        assert_eq!(live_line("sending", &stats), "sending: sub 10 acc 9 rej 1 inc 8 pend 1 | 4 tps | p99 1234 ms");
+        assert_eq!(
+            live_line("sending", &stats),
+            "sending: sub 10 acc 9 rej 1 inc 8 pend 1 | 4 tps | p99 1234 ms"
+        );
         let empty = LiveStats::default();
         assert!(live_line("draining", &empty).ends_with("p99 -"));
     }

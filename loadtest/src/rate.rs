@@ -31,13 +31,21 @@ pub struct RateSchedule {
 impl RateSchedule {
     /// A constant rate.
     pub fn constant(tps: f64) -> Self {
-        Self { target_tps: tps, start_tps: tps, ramp: Duration::ZERO }
+        Self {
+            target_tps: tps,
+            start_tps: tps,
+            ramp: Duration::ZERO,
+        }
     }
 
     /// A ramp from (almost) zero to `tps` over `ramp`, then `tps`.
     pub fn ramped(tps: f64, ramp: Duration) -> Self {
         // A small non-zero start keeps the first transaction's due time finite and early.
-        Self { target_tps: tps, start_tps: (tps / 100.0).max(1.0).min(tps), ramp }
+        Self {
+            target_tps: tps,
+            start_tps: (tps / 100.0).max(1.0).min(tps),
+            ramp,
+        }
     }
 
     fn slope(&self) -> f64 {
@@ -110,7 +118,11 @@ pub const KEPT_UP_LAG_SHARE: f64 = 0.02;
 /// Classifies an open-loop run of `duration` whose last dispatch was `final_lag` behind its
 /// due time; `blocked` is the time the dispatcher spent waiting for a connection with a free
 /// request slot (the node had not answered earlier requests yet).
-pub fn classify_open_loop(duration: Duration, final_lag: Duration, blocked: Duration) -> SenderBound {
+pub fn classify_open_loop(
+    duration: Duration,
+    final_lag: Duration,
+    blocked: Duration,
+) -> SenderBound {
     if final_lag.as_secs_f64() <= KEPT_UP_LAG_SHARE * duration.as_secs_f64() {
         SenderBound::KeptUp
     } else if blocked >= final_lag {
@@ -141,7 +153,10 @@ mod tests {
             assert!(due >= previous, "due times must not decrease");
             previous = due;
             let counted = schedule.due_by(due);
-            assert!((counted - (index as f64 + 1.0)).abs() < 1e-3 * (index as f64 + 1.0), "{index}: {counted}");
+            assert!(
+                (counted - (index as f64 + 1.0)).abs() < 1e-3 * (index as f64 + 1.0),
+                "{index}: {counted}"
+            );
         }
         // Half-way through a linear ramp from 100 to 10,000 tps the rate is 5,050 tps.
         let at = |s: f64| schedule.due_by(Duration::from_secs_f64(s));
@@ -155,7 +170,10 @@ mod tests {
     fn classifies_what_held_the_rate() {
         let s = Duration::from_secs(1);
         let minute = 60 * s;
-        assert_eq!(classify_open_loop(minute, Duration::from_millis(1100), 5 * s), SenderBound::KeptUp);
+        assert_eq!(
+            classify_open_loop(minute, Duration::from_millis(1100), 5 * s),
+            SenderBound::KeptUp
+        );
         assert_eq!(classify_open_loop(minute, 3 * s, 5 * s), SenderBound::Node);
         assert_eq!(classify_open_loop(minute, 3 * s, s), SenderBound::Generator);
         assert_eq!(classify_open_loop(5 * s, s, 3 * s), SenderBound::Node);

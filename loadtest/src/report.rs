@@ -125,7 +125,9 @@ impl BlockSummary {
     pub fn of(blocks: &[BlockRecord]) -> Self {
         let first = blocks.iter().position(|b| b.ours > 0);
         let last = blocks.iter().rposition(|b| b.ours > 0);
-        let (Some(first), Some(last)) = (first, last) else { return Self::default() };
+        let (Some(first), Some(last)) = (first, last) else {
+            return Self::default();
+        };
         let range = &blocks[first..=last];
         let count = range.len();
         Self {
@@ -201,7 +203,9 @@ pub struct Report {
 /// it; `None` if fewer than two such blocks.
 pub fn steady_tps(blocks: &[BlockRecord], send_elapsed_s: f64) -> Option<f64> {
     let first = blocks.iter().position(|b| b.ours > 0)?;
-    let last = blocks.iter().rposition(|b| b.observed_s <= send_elapsed_s)?;
+    let last = blocks
+        .iter()
+        .rposition(|b| b.observed_s <= send_elapsed_s)?;
     if last <= first {
         return None;
     }
@@ -214,8 +218,12 @@ pub fn steady_tps(blocks: &[BlockRecord], send_elapsed_s: f64) -> Option<f64> {
 fn bound_text(bound: SenderBound) -> &'static str {
     match bound {
         SenderBound::KeptUp => "kept the target rate",
-        SenderBound::Node => "BEHIND the target: node-bound (every connection was waiting for the node)",
-        SenderBound::Generator => "BEHIND the target: generator-bound (this process could not keep up)",
+        SenderBound::Node => {
+            "BEHIND the target: node-bound (every connection was waiting for the node)"
+        }
+        SenderBound::Generator => {
+            "BEHIND the target: generator-bound (this process could not keep up)"
+        }
         SenderBound::Window => "closed loop, paced by the in-flight window",
         SenderBound::Exhausted => "ran out of pre-signed transactions before the duration",
     }
@@ -233,7 +241,8 @@ impl Report {
         let inclusion = run.inclusion;
         let totals = inclusion.totals;
         let span_s = inclusion.last_inclusion_s.unwrap_or(0.0);
-        let per_second_tps = |span: f64, count: u64| if span > 0.0 { count as f64 / span } else { 0.0 };
+        let per_second_tps =
+            |span: f64, count: u64| if span > 0.0 { count as f64 / span } else { 0.0 };
         let throughput = Throughput {
             included_tps: per_second_tps(span_s, totals.included),
             gas_per_s: per_second_tps(span_s, totals.gas_used),
@@ -269,7 +278,10 @@ impl Report {
 
     /// Writes the report as pretty JSON.
     pub fn write_json(&self, path: &Path) -> Result<(), LoadgenError> {
-        let output_error = |message: String| LoadgenError::Output { path: path.to_owned(), message };
+        let output_error = |message: String| LoadgenError::Output {
+            path: path.to_owned(),
+            message,
+        };
         let text = serde_json::to_string_pretty(self).map_err(|e| output_error(e.to_string()))?;
         std::fs::write(path, text).map_err(|e| output_error(e.to_string()))
     }
@@ -287,7 +299,9 @@ impl Report {
             (None, Some(window)) => format!("closed loop, {window} in flight"),
             (None, None) => "unpaced".to_owned(),
         };
-        let recipients = s.recipients.map_or_else(String::new, |r| format!(", {r} recipients"));
+        let recipients = s
+            .recipients
+            .map_or_else(String::new, |r| format!(", {r} recipients"));
         let pools = s.pools.map_or_else(String::new, |p| format!(", {p} pools"));
         let _ = writeln!(
             out,
@@ -298,7 +312,9 @@ impl Report {
             let _ = writeln!(out, "  {label:<13}{text}");
         };
         let contracts = &self.setup.contracts;
-        let deployed = contracts.token0.map_or(0, |_| 1) + contracts.token1.map_or(0, |_| 1) + contracts.pairs.len();
+        let deployed = contracts.token0.map_or(0, |_| 1)
+            + contracts.token1.map_or(0, |_| 1)
+            + contracts.pairs.len();
         row(
             &mut out,
             "setup",
@@ -331,13 +347,20 @@ impl Report {
                 } else {
                     String::new()
                 },
-                if self.send.interrupted { ", interrupted" } else { "" }
+                if self.send.interrupted {
+                    ", interrupted"
+                } else {
+                    ""
+                }
             ),
         );
         row(
             &mut out,
             "answers",
-            format!("accepted {}  rejected {}  transport errors {}", t.accepted, t.rejected, t.transport_errors),
+            format!(
+                "accepted {}  rejected {}  transport errors {}",
+                t.accepted, t.rejected, t.transport_errors
+            ),
         );
         for (reason, count) in &t.rejected_by_reason {
             row(&mut out, "", format!("rejected {count}: {reason}"));
@@ -355,7 +378,11 @@ impl Report {
                 t.duplicates,
                 t.lost,
                 self.drain.elapsed_s,
-                if self.drain.timed_out { ", timed out" } else { "" }
+                if self.drain.timed_out {
+                    ", timed out"
+                } else {
+                    ""
+                }
             ),
         );
         row(
@@ -366,7 +393,9 @@ impl Report {
                 self.throughput.included_tps,
                 self.throughput.gas_per_s / 1e6,
                 self.throughput.span_s,
-                self.throughput.steady_included_tps.map_or_else(|| "-".to_owned(), |t| format!("{t:.0}")),
+                self.throughput
+                    .steady_included_tps
+                    .map_or_else(|| "-".to_owned(), |t| format!("{t:.0}")),
             ),
         );
         let l = &self.latency;
@@ -401,7 +430,10 @@ impl Report {
         let verdict = if self.verdict.all_accepted_included_once {
             "OK: every accepted transaction was included exactly once".to_owned()
         } else {
-            format!("FAILED: {} lost, {} duplicate inclusions", self.verdict.lost, self.verdict.duplicates)
+            format!(
+                "FAILED: {} lost, {} duplicate inclusions",
+                self.verdict.lost, self.verdict.duplicates
+            )
         };
         row(&mut out, "verdict", verdict);
         out
@@ -428,19 +460,38 @@ mod tests {
 
     #[test]
     fn steady_rate_skips_start_up_and_drain() {
-        let at = |observed_s: f64, ours: usize| BlockRecord { observed_s, ..block(0, ours, 0.5) };
+        let at = |observed_s: f64, ours: usize| BlockRecord {
+            observed_s,
+            ..block(0, ours, 0.5)
+        };
         // Heads at 1.0 (first with ours), 2.5, 3.0 and 4.5 s; sending ended at 4.0 s, so the
         // block at 4.5 s is drain. (300 + 200) / (3.0 - 1.0) = 250.
-        let blocks = [at(0.2, 0), at(1.0, 100), at(2.5, 300), at(3.0, 200), at(4.5, 50)];
+        let blocks = [
+            at(0.2, 0),
+            at(1.0, 100),
+            at(2.5, 300),
+            at(3.0, 200),
+            at(4.5, 50),
+        ];
         assert_eq!(steady_tps(&blocks, 4.0), Some(250.0));
-        assert_eq!(steady_tps(&blocks[..2], 4.0), None, "one block with ours gives no interval");
+        assert_eq!(
+            steady_tps(&blocks[..2], 4.0),
+            None,
+            "one block with ours gives no interval"
+        );
         assert_eq!(steady_tps(&blocks, 0.5), None);
         assert_eq!(steady_tps(&[], 10.0), None);
     }
 
     #[test]
     fn block_summary_spans_blocks_with_our_transactions() {
-        let blocks = [block(1, 0, 0.9), block(2, 5, 0.5), block(3, 0, 0.0), block(4, 3, 0.25), block(5, 0, 1.0)];
+        let blocks = [
+            block(1, 0, 0.9),
+            block(2, 5, 0.5),
+            block(3, 0, 0.0),
+            block(4, 3, 0.25),
+            block(5, 0, 1.0),
+        ];
         let summary = BlockSummary::of(&blocks);
         assert_eq!(summary.count, 3);
         assert_eq!(summary.with_our_txs, 2);
@@ -448,6 +499,9 @@ mod tests {
         assert_eq!(summary.mean_fill, 0.25);
         assert_eq!(summary.max_fill, 0.5);
         assert_eq!(summary.base_fee_last_gwei, Some(4.0));
-        assert_eq!(BlockSummary::of(&[block(1, 0, 0.5)]), BlockSummary::default());
+        assert_eq!(
+            BlockSummary::of(&[block(1, 0, 0.5)]),
+            BlockSummary::default()
+        );
     }
 }

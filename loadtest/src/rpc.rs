@@ -70,7 +70,9 @@ fn status_success() -> bool {
 }
 
 fn parse_quantity(text: &str) -> Result<u64, String> {
-    let digits = text.strip_prefix("0x").ok_or_else(|| format!("quantity {text:?} lacks 0x"))?;
+    let digits = text
+        .strip_prefix("0x")
+        .ok_or_else(|| format!("quantity {text:?} lacks 0x"))?;
     u64::from_str_radix(digits, 16).map_err(|e| format!("quantity {text:?}: {e}"))
 }
 
@@ -81,7 +83,9 @@ fn quantity<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error>
 
 fn optional_quantity<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     let text = Option::<String>::deserialize(deserializer)?;
-    text.map(|t| parse_quantity(&t)).transpose().map_err(serde::de::Error::custom)
+    text.map(|t| parse_quantity(&t))
+        .transpose()
+        .map_err(serde::de::Error::custom)
 }
 
 fn status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
@@ -100,18 +104,35 @@ pub trait NodeRpc: Send + Sync + 'static {
     /// `eth_blockNumber`.
     fn block_number(&self) -> impl Future<Output = Result<u64, LoadgenError>> + Send;
     /// `eth_getBlockByNumber(number, false)`; `None` if there is no such block yet.
-    fn header(&self, number: u64) -> impl Future<Output = Result<Option<BlockHeader>, LoadgenError>> + Send;
+    fn header(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = Result<Option<BlockHeader>, LoadgenError>> + Send;
     /// `eth_getBlockReceipts(number)`; `None` if there is no such block yet.
-    fn block_receipts(&self, number: u64) -> impl Future<Output = Result<Option<Vec<TxReceipt>>, LoadgenError>> + Send;
+    fn block_receipts(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = Result<Option<Vec<TxReceipt>>, LoadgenError>> + Send;
     /// `eth_getTransactionCount(address, "pending")` of each address, in one batch.
-    fn pending_nonces(&self, addresses: &[Address]) -> impl Future<Output = Result<Vec<u64>, LoadgenError>> + Send;
+    fn pending_nonces(
+        &self,
+        addresses: &[Address],
+    ) -> impl Future<Output = Result<Vec<u64>, LoadgenError>> + Send;
     /// `eth_getBalance(address, "latest")` of each address, in one batch.
-    fn balances(&self, addresses: &[Address]) -> impl Future<Output = Result<Vec<U256>, LoadgenError>> + Send;
+    fn balances(
+        &self,
+        addresses: &[Address],
+    ) -> impl Future<Output = Result<Vec<U256>, LoadgenError>> + Send;
     /// `eth_sendRawTransaction` of each encoded transaction, in one batch (one call if there is
     /// one transaction); one outcome per transaction, in order.
-    fn send_raw_batch(&self, raws: &[Bytes]) -> impl Future<Output = Result<Vec<SendOutcome>, LoadgenError>> + Send;
+    fn send_raw_batch(
+        &self,
+        raws: &[Bytes],
+    ) -> impl Future<Output = Result<Vec<SendOutcome>, LoadgenError>> + Send;
     /// `eth_subscribe("newHeads")`: the heads with their arrival times, until the channel closes.
-    fn subscribe_heads(&self) -> impl Future<Output = Result<mpsc::Receiver<ObservedHead>, LoadgenError>> + Send;
+    fn subscribe_heads(
+        &self,
+    ) -> impl Future<Output = Result<mpsc::Receiver<ObservedHead>, LoadgenError>> + Send;
 }
 
 /// Which client [`JsonRpcNode`] uses.
@@ -178,8 +199,10 @@ const HEAD_BUFFER: usize = 4096;
 impl JsonRpcNode {
     /// Connects to `url` (`http://…` or `ws://…`; the scheme is adapted to `transport`).
     pub async fn connect(url: &str, transport: TransportKind) -> Result<Self, LoadgenError> {
-        let connect_error =
-            |e: ClientError| LoadgenError::Transport { method: "connect", message: format!("{url}: {e}") };
+        let connect_error = |e: ClientError| LoadgenError::Transport {
+            method: "connect",
+            message: format!("{url}: {e}"),
+        };
         let client = match transport {
             TransportKind::Http => Client::Http(
                 HttpClientBuilder::default()
@@ -204,7 +227,11 @@ impl JsonRpcNode {
         Ok(Self { client })
     }
 
-    async fn call<R: DeserializeOwned>(&self, method: &'static str, params: ArrayParams) -> Result<R, LoadgenError> {
+    async fn call<R: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: ArrayParams,
+    ) -> Result<R, LoadgenError> {
         let result = match &self.client {
             Client::Http(client) => client.request(method, params).await,
             Client::Ws(client) => client.request(method, params).await,
@@ -219,14 +246,22 @@ impl JsonRpcNode {
     ) -> Result<Vec<Result<R, String>>, LoadgenError> {
         let mut batch = BatchRequestBuilder::new();
         for p in params {
-            batch.insert(method, p).map_err(|e| LoadgenError::Transport { method, message: e.to_string() })?;
+            batch
+                .insert(method, p)
+                .map_err(|e| LoadgenError::Transport {
+                    method,
+                    message: e.to_string(),
+                })?;
         }
         let response: BatchResponse<'_, R> = match &self.client {
             Client::Http(client) => client.batch_request(batch).await,
             Client::Ws(client) => client.batch_request(batch).await,
         }
         .map_err(|e| client_error(method, e))?;
-        Ok(response.into_iter().map(|entry| entry.map_err(|e| e.message().to_owned())).collect())
+        Ok(response
+            .into_iter()
+            .map(|entry| entry.map_err(|e| e.message().to_owned()))
+            .collect())
     }
 
     /// A batch whose every entry must succeed.
@@ -243,15 +278,27 @@ impl JsonRpcNode {
                 message: format!("{} answers to a batch of {expected}", entries.len()),
             });
         }
-        entries.into_iter().map(|e| e.map_err(|message| LoadgenError::Rpc { method, message })).collect()
+        entries
+            .into_iter()
+            .map(|e| e.map_err(|message| LoadgenError::Rpc { method, message }))
+            .collect()
     }
 }
 
 fn client_error(method: &'static str, error: ClientError) -> LoadgenError {
     match error {
-        ClientError::Call(object) => LoadgenError::Rpc { method, message: object.message().to_owned() },
-        ClientError::ParseError(e) => LoadgenError::BadResponse { method, message: e.to_string() },
-        other => LoadgenError::Transport { method, message: other.to_string() },
+        ClientError::Call(object) => LoadgenError::Rpc {
+            method,
+            message: object.message().to_owned(),
+        },
+        ClientError::ParseError(e) => LoadgenError::BadResponse {
+            method,
+            message: e.to_string(),
+        },
+        other => LoadgenError::Transport {
+            method,
+            message: other.to_string(),
+        },
     }
 }
 
@@ -266,26 +313,37 @@ impl NodeRpc for JsonRpcNode {
     }
 
     async fn block_number(&self) -> Result<u64, LoadgenError> {
-        Ok(self.call::<Quantity>("eth_blockNumber", rpc_params![]).await?.0)
+        Ok(self
+            .call::<Quantity>("eth_blockNumber", rpc_params![])
+            .await?
+            .0)
     }
 
     async fn header(&self, number: u64) -> Result<Option<BlockHeader>, LoadgenError> {
-        self.call("eth_getBlockByNumber", rpc_params![hex_quantity(number), false]).await
+        self.call(
+            "eth_getBlockByNumber",
+            rpc_params![hex_quantity(number), false],
+        )
+        .await
     }
 
     async fn block_receipts(&self, number: u64) -> Result<Option<Vec<TxReceipt>>, LoadgenError> {
-        self.call("eth_getBlockReceipts", rpc_params![hex_quantity(number)]).await
+        self.call("eth_getBlockReceipts", rpc_params![hex_quantity(number)])
+            .await
     }
 
     async fn pending_nonces(&self, addresses: &[Address]) -> Result<Vec<u64>, LoadgenError> {
         let params = addresses.iter().map(|a| rpc_params![a, "pending"]);
-        let nonces: Vec<Quantity> = self.batch_all("eth_getTransactionCount", params, addresses.len()).await?;
+        let nonces: Vec<Quantity> = self
+            .batch_all("eth_getTransactionCount", params, addresses.len())
+            .await?;
         Ok(nonces.into_iter().map(|q| q.0).collect())
     }
 
     async fn balances(&self, addresses: &[Address]) -> Result<Vec<U256>, LoadgenError> {
         let params = addresses.iter().map(|a| rpc_params![a, "latest"]);
-        self.batch_all("eth_getBalance", params, addresses.len()).await
+        self.batch_all("eth_getBalance", params, addresses.len())
+            .await
     }
 
     async fn send_raw_batch(&self, raws: &[Bytes]) -> Result<Vec<SendOutcome>, LoadgenError> {
@@ -298,7 +356,9 @@ impl NodeRpc for JsonRpcNode {
                 Err(other) => Err(other),
             };
         }
-        let outcomes = self.batch::<B256>(METHOD, raws.iter().map(|raw| rpc_params![raw])).await?;
+        let outcomes = self
+            .batch::<B256>(METHOD, raws.iter().map(|raw| rpc_params![raw]))
+            .await?;
         if outcomes.len() != raws.len() {
             return Err(LoadgenError::BadResponse {
                 method: METHOD,
@@ -311,7 +371,9 @@ impl NodeRpc for JsonRpcNode {
     async fn subscribe_heads(&self) -> Result<mpsc::Receiver<ObservedHead>, LoadgenError> {
         const METHOD: &str = "eth_subscribe";
         let Client::Ws(client) = &self.client else {
-            return Err(LoadgenError::Config("newHeads needs a WebSocket connection".into()));
+            return Err(LoadgenError::Config(
+                "newHeads needs a WebSocket connection".into(),
+            ));
         };
         let mut subscription = client
             .subscribe::<BlockHeader, _>(METHOD, rpc_params!["newHeads"], "eth_unsubscribe")

@@ -37,14 +37,18 @@ pub fn presign(
     fees: FeeParams,
 ) -> Result<Vec<SignedTx>, LoadgenError> {
     if accounts.len() != plan.accounts {
-        return Err(LoadgenError::Config(format!("plan for {} accounts, {} given", plan.accounts, accounts.len())));
+        return Err(LoadgenError::Config(format!(
+            "plan for {} accounts, {} given",
+            plan.accounts,
+            accounts.len()
+        )));
     }
     (0..count)
         .into_par_iter()
         .map(|i| {
-            let call = plan
-                .call(i)
-                .ok_or_else(|| LoadgenError::Config(format!("workload {} lacks its contracts", plan.kind)))?;
+            let call = plan.call(i).ok_or_else(|| {
+                LoadgenError::Config(format!("workload {} lacks its contracts", plan.kind))
+            })?;
             let account = &accounts[plan.sender(i)];
             Ok(account.sign(&call, account.nonce + plan.nonce_offset(i), chain_id, fees))
         })
@@ -124,7 +128,9 @@ type SharedTracker = Arc<Mutex<InclusionTracker>>;
 fn lock(tracker: &Mutex<InclusionTracker>) -> MutexGuard<'_, InclusionTracker> {
     // A panic while holding the lock cannot leave the counters half-updated in a way that
     // matters more than losing the whole run, so a poisoned lock is still used.
-    tracker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How often the progress line and the drain check look at the tracker.
@@ -146,12 +152,17 @@ pub async fn run_measured<R: NodeRpc>(
     interrupt: Arc<AtomicBool>,
 ) -> Result<MeasuredRun, LoadgenError> {
     if senders.is_empty() || config.batch == 0 || config.requests_per_connection == 0 {
-        return Err(LoadgenError::Config("need at least one connection, batch and request slot".into()));
+        return Err(LoadgenError::Config(
+            "need at least one connection, batch and request slot".into(),
+        ));
     }
     if let SendMode::Closed { window } = config.mode
         && window < config.batch
     {
-        return Err(LoadgenError::Config(format!("--max-inflight {window} is smaller than --batch {}", config.batch)));
+        return Err(LoadgenError::Config(format!(
+            "--max-inflight {window} is smaller than --batch {}",
+            config.batch
+        )));
     }
     let start_block = watcher.block_number().await?;
     let (heads, polled_heads) = match watcher.subscribe_heads().await {
@@ -162,8 +173,10 @@ pub async fn run_measured<R: NodeRpc>(
         }
     };
     let start = Instant::now();
-    let tracker: SharedTracker =
-        Arc::new(Mutex::new(InclusionTracker::new(txs.iter().map(|t| t.hash).collect(), start)));
+    let tracker: SharedTracker = Arc::new(Mutex::new(InclusionTracker::new(
+        txs.iter().map(|t| t.hash).collect(),
+        start,
+    )));
     let window = match config.mode {
         SendMode::Closed { window } => Some(Arc::new(Semaphore::new(window))),
         SendMode::Open(_) => None,
@@ -180,7 +193,16 @@ pub async fn run_measured<R: NodeRpc>(
     ));
 
     let mut progress = Progress::new(config.duration, config.progress);
-    let send = dispatch(&senders, &txs, &tracker, config, window.as_ref(), &interrupt, &mut progress).await;
+    let send = dispatch(
+        &senders,
+        &txs,
+        &tracker,
+        config,
+        window.as_ref(),
+        &interrupt,
+        &mut progress,
+    )
+    .await;
 
     let drain_start = Instant::now();
     let mut timed_out = false;
@@ -199,7 +221,10 @@ pub async fn run_measured<R: NodeRpc>(
         }
         tokio::time::sleep(TICK).await;
     }
-    let drain = DrainStats { elapsed_s: drain_start.elapsed().as_secs_f64(), timed_out };
+    let drain = DrainStats {
+        elapsed_s: drain_start.elapsed().as_secs_f64(),
+        timed_out,
+    };
     progress.finish();
 
     // The watcher may be behind the chain; it stops, then every block up to the head is read.
@@ -210,7 +235,16 @@ pub async fn run_measured<R: NodeRpc>(
     })??;
     let head = watcher.block_number().await?;
     let mut last_block = watched.last_block;
-    let caught_up = catch_up_to(&*watcher, &tracker, &mut last_block, head, Instant::now(), None, None).await?;
+    let caught_up = catch_up_to(
+        &*watcher,
+        &tracker,
+        &mut last_block,
+        head,
+        Instant::now(),
+        None,
+        None,
+    )
+    .await?;
 
     let inclusion = Arc::try_unwrap(tracker)
         .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
@@ -289,7 +323,9 @@ async fn dispatch<R: NodeRpc>(
                 }
                 if let Some(window) = window {
                     let waited = Instant::now();
-                    let acquired = acquire_window(window, range.len(), start + config.duration, interrupt).await;
+                    let acquired =
+                        acquire_window(window, range.len(), start + config.duration, interrupt)
+                            .await;
                     blocked_on_window += waited.elapsed();
                     if !acquired {
                         interrupted = interrupt.load(Ordering::Relaxed);
@@ -332,7 +368,14 @@ async fn dispatch<R: NodeRpc>(
         }
         SendMode::Closed { .. } => {
             let exhausted = !interrupted && batch_start >= total && elapsed < config.duration;
-            (None, if exhausted { SenderBound::Exhausted } else { SenderBound::Window })
+            (
+                None,
+                if exhausted {
+                    SenderBound::Exhausted
+                } else {
+                    SenderBound::Window
+                },
+            )
         }
     };
     SendStats {
@@ -350,7 +393,12 @@ async fn dispatch<R: NodeRpc>(
 
 /// Takes `count` slots of the closed-loop window, giving up at `deadline` or on `interrupt`:
 /// lost transactions never give their slots back, so the wait must be bounded.
-async fn acquire_window(window: &Semaphore, count: usize, deadline: Instant, interrupt: &AtomicBool) -> bool {
+async fn acquire_window(
+    window: &Semaphore,
+    count: usize,
+    deadline: Instant,
+    interrupt: &AtomicBool,
+) -> bool {
     loop {
         let wake = deadline.min(Instant::now() + TICK);
         match tokio::time::timeout_at(wake, window.acquire_many(count as u32)).await {
@@ -360,7 +408,9 @@ async fn acquire_window(window: &Semaphore, count: usize, deadline: Instant, int
             }
             // Closed: never happens, the window lives as long as the run.
             Ok(Err(_)) => return false,
-            Err(_) if Instant::now() >= deadline || interrupt.load(Ordering::Relaxed) => return false,
+            Err(_) if Instant::now() >= deadline || interrupt.load(Ordering::Relaxed) => {
+                return false;
+            }
             Err(_) => {}
         }
     }
@@ -380,8 +430,15 @@ async fn connection_loop<R: NodeRpc>(
     let slots = Arc::new(Semaphore::new(slots));
     let mut requests = JoinSet::new();
     while let Some(range) = batches.recv().await {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { break };
-        let (rpc, txs, tracker, window) = (Arc::clone(&rpc), Arc::clone(&txs), Arc::clone(&tracker), window.clone());
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let (rpc, txs, tracker, window) = (
+            Arc::clone(&rpc),
+            Arc::clone(&txs),
+            Arc::clone(&tracker),
+            window.clone(),
+        );
         requests.spawn(async move {
             send_batch(&*rpc, &txs, &tracker, range, window.as_deref()).await;
             drop(slot);
@@ -404,7 +461,9 @@ async fn send_batch<R: NodeRpc>(
     let result = rpc.send_raw_batch(&raws).await;
     let now = Instant::now();
     let released = match result {
-        Ok(outcomes) if outcomes.len() == range.len() => lock(tracker).record_outcomes(range, &outcomes, now),
+        Ok(outcomes) if outcomes.len() == range.len() => {
+            lock(tracker).record_outcomes(range, &outcomes, now)
+        }
         Ok(outcomes) => lock(tracker).record_transport_error(
             range.clone(),
             &format!("{} answers to a batch of {}", outcomes.len(), range.len()),
@@ -463,8 +522,16 @@ async fn watch_blocks<R: NodeRpc>(
             continue;
         }
         // Blocks the subscription skipped are fetched by number and stamped with this arrival.
-        let read =
-            catch_up_to(&*rpc, &tracker, &mut last_block, head_number, observed, header, window.as_deref()).await;
+        let read = catch_up_to(
+            &*rpc,
+            &tracker,
+            &mut last_block,
+            head_number,
+            observed,
+            header,
+            window.as_deref(),
+        )
+        .await;
         match read {
             Ok(by_number) => fetched_by_number += by_number,
             Err(error) => {
@@ -494,10 +561,12 @@ async fn catch_up_to<R: NodeRpc>(
             Some(h) if h.number == number => h.clone(),
             _ => {
                 fetched_by_number += 1;
-                rpc.header(number).await?.ok_or_else(|| LoadgenError::BadResponse {
-                    method: "eth_getBlockByNumber",
-                    message: format!("block {number} not found although head is {head}"),
-                })?
+                rpc.header(number)
+                    .await?
+                    .ok_or_else(|| LoadgenError::BadResponse {
+                        method: "eth_getBlockByNumber",
+                        message: format!("block {number} not found although head is {head}"),
+                    })?
             }
         };
         let receipts = block_receipts(rpc, number).await?;
@@ -510,7 +579,10 @@ async fn catch_up_to<R: NodeRpc>(
     Ok(fetched_by_number)
 }
 
-async fn block_receipts<R: NodeRpc>(rpc: &R, number: u64) -> Result<Vec<crate::rpc::TxReceipt>, LoadgenError> {
+async fn block_receipts<R: NodeRpc>(
+    rpc: &R,
+    number: u64,
+) -> Result<Vec<crate::rpc::TxReceipt>, LoadgenError> {
     for _ in 0..RECEIPT_RETRIES {
         if let Some(receipts) = rpc.block_receipts(number).await? {
             return Ok(receipts);

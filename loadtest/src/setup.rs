@@ -9,12 +9,14 @@ use crate::{
     error::LoadgenError,
     rpc::{NodeRpc, TxReceipt},
     workload::{
-        ACCOUNT_TOKENS, Contracts, DEPLOY_GAS, LoadKind, POOL_RESERVE, TOKEN_CALL_GAS, TRANSFER_GAS, WorkloadPlan,
+        ACCOUNT_TOKENS, Contracts, DEPLOY_GAS, LoadKind, POOL_RESERVE, TOKEN_CALL_GAS,
+        TRANSFER_GAS, WorkloadPlan,
     },
 };
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, map::B256Map};
 use chain_executor::workload::{
-    ADD_LIQUIDITY_SELECTOR, MINT_SELECTOR, erc20_approve_calldata, erc20_creation, pair_creation, with_constructor_args,
+    ADD_LIQUIDITY_SELECTOR, MINT_SELECTOR, erc20_approve_calldata, erc20_creation, pair_creation,
+    with_constructor_args,
 };
 use rayon::prelude::*;
 use std::{sync::Arc, time::Duration};
@@ -67,20 +69,42 @@ pub struct SetupOutcome {
 
 /// Calldata of `mint(to, amount)`.
 pub fn mint_calldata(to: Address, amount: U256) -> Bytes {
-    [&MINT_SELECTOR[..], &to.into_word().0, &amount.to_be_bytes::<32>()].concat().into()
+    [
+        &MINT_SELECTOR[..],
+        &to.into_word().0,
+        &amount.to_be_bytes::<32>(),
+    ]
+    .concat()
+    .into()
 }
 
 /// Calldata of `addLiquidity(amount0, amount1)`.
 pub fn add_liquidity_calldata(amount0: U256, amount1: U256) -> Bytes {
-    [&ADD_LIQUIDITY_SELECTOR[..], &amount0.to_be_bytes::<32>(), &amount1.to_be_bytes::<32>()].concat().into()
+    [
+        &ADD_LIQUIDITY_SELECTOR[..],
+        &amount0.to_be_bytes::<32>(),
+        &amount1.to_be_bytes::<32>(),
+    ]
+    .concat()
+    .into()
 }
 
 fn call(to: Address, input: Bytes, gas_limit: u64) -> Call {
-    Call { to: TxKind::Call(to), value: U256::ZERO, input, gas_limit }
+    Call {
+        to: TxKind::Call(to),
+        value: U256::ZERO,
+        input,
+        gas_limit,
+    }
 }
 
 fn create(code: Bytes) -> Call {
-    Call { to: TxKind::Create, value: U256::ZERO, input: code, gas_limit: DEPLOY_GAS }
+    Call {
+        to: TxKind::Create,
+        value: U256::ZERO,
+        input: code,
+        gas_limit: DEPLOY_GAS,
+    }
 }
 
 /// The deployer's transactions and the contracts they create: token0 (and for pools token1
@@ -111,13 +135,22 @@ pub fn deployment_txs(
     }
     let token1 = deploy(deployer, token_code, &mut txs);
     contracts.token1 = Some(token1);
-    let pair_code = with_constructor_args(&pair_creation(), &[token0.into_word().0, token1.into_word().0]);
-    contracts.pairs = (0..pools.max(1)).map(|_| deploy(deployer, pair_code.clone(), &mut txs)).collect();
+    let pair_code = with_constructor_args(
+        &pair_creation(),
+        &[token0.into_word().0, token1.into_word().0],
+    );
+    contracts.pairs = (0..pools.max(1))
+        .map(|_| deploy(deployer, pair_code.clone(), &mut txs))
+        .collect();
     let reserve = U256::from(POOL_RESERVE);
     let supply = reserve * U256::from(contracts.pairs.len());
     let own = deployer.address;
     for token in [token0, token1] {
-        txs.push(deployer.sign_next(&call(token, mint_calldata(own, supply), TOKEN_CALL_GAS), chain_id, fees));
+        txs.push(deployer.sign_next(
+            &call(token, mint_calldata(own, supply), TOKEN_CALL_GAS),
+            chain_id,
+            fees,
+        ));
         for pair in &contracts.pairs {
             let approve = erc20_approve_calldata(*pair, U256::MAX);
             txs.push(deployer.sign_next(&call(token, approve, TOKEN_CALL_GAS), chain_id, fees));
@@ -140,23 +173,39 @@ pub fn account_setup_txs(
     chain_id: u64,
     fees: FeeParams,
 ) -> Vec<SignedTx> {
-    let Some(token0) = contracts.token0.filter(|_| kind.needs_token()) else { return Vec::new() };
-    let pools = kind.needs_pools().then_some(()).and(contracts.token1.zip(Some(&contracts.pairs)));
+    let Some(token0) = contracts.token0.filter(|_| kind.needs_token()) else {
+        return Vec::new();
+    };
+    let pools = kind
+        .needs_pools()
+        .then_some(())
+        .and(contracts.token1.zip(Some(&contracts.pairs)));
     let per_account: Vec<Vec<SignedTx>> = accounts
         .par_iter_mut()
         .enumerate()
         .map(|(i, account)| {
             let amount = U256::from(ACCOUNT_TOKENS);
             let own = account.address;
-            let mut txs =
-                vec![account.sign_next(&call(token0, mint_calldata(own, amount), TOKEN_CALL_GAS), chain_id, fees)];
+            let mut txs = vec![account.sign_next(
+                &call(token0, mint_calldata(own, amount), TOKEN_CALL_GAS),
+                chain_id,
+                fees,
+            )];
             if let Some((token1, pairs)) = pools
                 && let Some(pair) = WorkloadPlan::pair_of(pairs, i)
             {
-                txs.push(account.sign_next(&call(token1, mint_calldata(own, amount), TOKEN_CALL_GAS), chain_id, fees));
+                txs.push(account.sign_next(
+                    &call(token1, mint_calldata(own, amount), TOKEN_CALL_GAS),
+                    chain_id,
+                    fees,
+                ));
                 for token in [token0, token1] {
                     let approve = erc20_approve_calldata(pair, U256::MAX);
-                    txs.push(account.sign_next(&call(token, approve, TOKEN_CALL_GAS), chain_id, fees));
+                    txs.push(account.sign_next(
+                        &call(token, approve, TOKEN_CALL_GAS),
+                        chain_id,
+                        fees,
+                    ));
                 }
             }
             txs
@@ -164,11 +213,20 @@ pub fn account_setup_txs(
         .collect();
     // Round-robin over accounts, so that each batch spreads over many senders.
     let depth = per_account.iter().map(Vec::len).max().unwrap_or(0);
-    (0..depth).flat_map(|k| per_account.iter().filter_map(move |txs| txs.get(k).cloned())).collect()
+    (0..depth)
+        .flat_map(|k| {
+            per_account
+                .iter()
+                .filter_map(move |txs| txs.get(k).cloned())
+        })
+        .collect()
 }
 
 /// The pending nonces of `addresses`, in batches.
-pub async fn fetch_nonces<R: NodeRpc>(rpc: &R, addresses: &[Address]) -> Result<Vec<u64>, LoadgenError> {
+pub async fn fetch_nonces<R: NodeRpc>(
+    rpc: &R,
+    addresses: &[Address],
+) -> Result<Vec<u64>, LoadgenError> {
     let mut nonces = Vec::with_capacity(addresses.len());
     for chunk in addresses.chunks(QUERY_BATCH) {
         nonces.extend(rpc.pending_nonces(chunk).await?);
@@ -177,10 +235,17 @@ pub async fn fetch_nonces<R: NodeRpc>(rpc: &R, addresses: &[Address]) -> Result<
 }
 
 /// Sends `txs` in batches, several requests at once, and fails on any rejection.
-pub async fn send_all<R: NodeRpc>(rpc: &Arc<R>, txs: &[SignedTx], batch: usize) -> Result<(), LoadgenError> {
+pub async fn send_all<R: NodeRpc>(
+    rpc: &Arc<R>,
+    txs: &[SignedTx],
+    batch: usize,
+) -> Result<(), LoadgenError> {
     let mut requests = JoinSet::new();
     let mut rejections: Vec<String> = Vec::new();
-    let mut collect = |result: Result<Result<Vec<crate::rpc::SendOutcome>, LoadgenError>, tokio::task::JoinError>| {
+    let mut collect = |result: Result<
+        Result<Vec<crate::rpc::SendOutcome>, LoadgenError>,
+        tokio::task::JoinError,
+    >| {
         match result {
             Ok(Ok(outcomes)) => rejections.extend(outcomes.into_iter().filter_map(Result::err)),
             Ok(Err(error)) => return Err(error),
@@ -205,7 +270,10 @@ pub async fn send_all<R: NodeRpc>(rpc: &Arc<R>, txs: &[SignedTx], batch: usize) 
         Ok(())
     } else {
         let examples: Vec<&str> = rejections.iter().take(3).map(String::as_str).collect();
-        Err(LoadgenError::Setup(format!("{} setup transactions rejected, e.g. {examples:?}", rejections.len())))
+        Err(LoadgenError::Setup(format!(
+            "{} setup transactions rejected, e.g. {examples:?}",
+            rejections.len()
+        )))
     }
 }
 
@@ -224,7 +292,9 @@ pub async fn wait_for_receipts<R: NodeRpc>(
     while !waiting.is_empty() {
         let head = rpc.block_number().await?;
         while next <= head {
-            let Some(receipts) = rpc.block_receipts(next).await? else { break };
+            let Some(receipts) = rpc.block_receipts(next).await? else {
+                break;
+            };
             for receipt in receipts {
                 if waiting.remove(&receipt.transaction_hash).is_some() {
                     found.insert(receipt.transaction_hash, receipt);
@@ -246,7 +316,10 @@ pub async fn wait_for_receipts<R: NodeRpc>(
     }
     let reverted = found.values().filter(|r| !r.status).count();
     if reverted > 0 {
-        return Err(LoadgenError::Setup(format!("{reverted} of {} setup transactions reverted", hashes.len())));
+        return Err(LoadgenError::Setup(format!(
+            "{reverted} of {} setup transactions reverted",
+            hashes.len()
+        )));
     }
     Ok(found)
 }
@@ -272,10 +345,16 @@ pub async fn send_and_wait<R: NodeRpc>(
 /// last, so that a node started with too few prefunded accounts (or another seed) fails here
 /// with a hint rather than as a run full of "insufficient funds" rejections.
 async fn check_prefunded<R: NodeRpc>(rpc: &R, addresses: &[Address]) -> Result<(), LoadgenError> {
-    let (Some(first), Some(last)) = (addresses.first(), addresses.last()) else { return Ok(()) };
+    let (Some(first), Some(last)) = (addresses.first(), addresses.last()) else {
+        return Ok(());
+    };
     let balances = rpc.balances(&[*first, *last]).await?;
     if let Some(position) = balances.iter().position(U256::is_zero) {
-        let index = if position == 0 { 0 } else { addresses.len() - 1 };
+        let index = if position == 0 {
+            0
+        } else {
+            addresses.len() - 1
+        };
         return Err(LoadgenError::Setup(format!(
             "load-test account {index} ({}) has no ETH: start the node with `chaind dev --prefund-loadgen {}` and \
              the same --loadgen-seed, or pass --faucet-key",
@@ -308,8 +387,12 @@ pub async fn run_setup<R: NodeRpc>(
             balances.extend(rpc.balances(chunk).await?);
         }
         let threshold = config.fund_wei / U256::from(2);
-        let needy: Vec<Address> =
-            addresses.iter().zip(&balances).filter(|(_, b)| **b < threshold).map(|(a, _)| *a).collect();
+        let needy: Vec<Address> = addresses
+            .iter()
+            .zip(&balances)
+            .filter(|(_, b)| **b < threshold)
+            .map(|(a, _)| *a)
+            .collect();
         let transfers: Vec<SignedTx> = needy
             .iter()
             .map(|to| {
@@ -328,7 +411,10 @@ pub async fn run_setup<R: NodeRpc>(
         outcome.transactions += transfers.len() as u64;
     }
 
-    for (account, nonce) in accounts.iter_mut().zip(fetch_nonces(&**rpc, &addresses).await?) {
+    for (account, nonce) in accounts
+        .iter_mut()
+        .zip(fetch_nonces(&**rpc, &addresses).await?)
+    {
         account.nonce = nonce;
     }
 
@@ -338,7 +424,9 @@ pub async fn run_setup<R: NodeRpc>(
         let (txs, contracts) = match faucet.as_mut() {
             Some(faucet) => deployment_txs(faucet, config.kind, config.pools, chain_id, fees),
             None => {
-                let deployer = accounts.first_mut().ok_or_else(|| LoadgenError::Config("no accounts".into()))?;
+                let deployer = accounts
+                    .first_mut()
+                    .ok_or_else(|| LoadgenError::Config("no accounts".into()))?;
                 deployment_txs(deployer, config.kind, config.pools, chain_id, fees)
             }
         };
@@ -346,7 +434,10 @@ pub async fn run_setup<R: NodeRpc>(
         send_and_wait(rpc, &txs, config.chain_depth, config).await?;
         outcome.transactions += txs.len() as u64;
         let account_txs = account_setup_txs(accounts, config.kind, &contracts, chain_id, fees);
-        tracing::info!(transactions = account_txs.len(), "minting tokens and approving pools for every account");
+        tracing::info!(
+            transactions = account_txs.len(),
+            "minting tokens and approving pools for every account"
+        );
         // Each account sends at most four, so the whole lot goes in one round.
         send_and_wait(rpc, &account_txs, account_txs.len(), config).await?;
         outcome.transactions += account_txs.len() as u64;
@@ -365,7 +456,13 @@ mod tests {
     fn deployments_predict_contract_addresses_from_nonces() {
         let mut deployer = loadgen_accounts(1, 1).unwrap().remove(0);
         deployer.nonce = 5;
-        let (txs, contracts) = deployment_txs(&mut deployer, LoadKind::Amm, 3, 31337, FeeParams::from_gwei(10, 1));
+        let (txs, contracts) = deployment_txs(
+            &mut deployer,
+            LoadKind::Amm,
+            3,
+            31337,
+            FeeParams::from_gwei(10, 1),
+        );
         // 2 tokens + 3 pools, 2 mints, 2 x 3 approvals, 3 addLiquidity.
         assert_eq!(txs.len(), 2 + 3 + 2 + 6 + 3);
         assert_eq!(deployer.nonce, 5 + txs.len() as u64);
@@ -373,10 +470,22 @@ mod tests {
         assert_eq!(contracts.pairs[2], deployer.address.create(9));
 
         let mut other = loadgen_accounts(1, 1).unwrap().remove(0);
-        let (txs, contracts) = deployment_txs(&mut other, LoadKind::Erc20, 3, 31337, FeeParams::from_gwei(10, 1));
+        let (txs, contracts) = deployment_txs(
+            &mut other,
+            LoadKind::Erc20,
+            3,
+            31337,
+            FeeParams::from_gwei(10, 1),
+        );
         assert_eq!(txs.len(), 1);
         assert!(contracts.pairs.is_empty());
-        let (txs, _) = deployment_txs(&mut other, LoadKind::Transfer, 3, 31337, FeeParams::from_gwei(10, 1));
+        let (txs, _) = deployment_txs(
+            &mut other,
+            LoadKind::Transfer,
+            3,
+            31337,
+            FeeParams::from_gwei(10, 1),
+        );
         assert!(txs.is_empty());
     }
 
@@ -388,13 +497,32 @@ mod tests {
             token1: Some(Address::repeat_byte(2)),
             pairs: vec![Address::repeat_byte(3)],
         };
-        let txs = account_setup_txs(&mut accounts, LoadKind::Amm, &contracts, 31337, FeeParams::from_gwei(10, 1));
+        let txs = account_setup_txs(
+            &mut accounts,
+            LoadKind::Amm,
+            &contracts,
+            31337,
+            FeeParams::from_gwei(10, 1),
+        );
         assert_eq!(txs.len(), 12);
         assert!(accounts.iter().all(|a| a.nonce == 4));
-        let erc20 = account_setup_txs(&mut accounts, LoadKind::Erc20, &contracts, 31337, FeeParams::from_gwei(10, 1));
+        let erc20 = account_setup_txs(
+            &mut accounts,
+            LoadKind::Erc20,
+            &contracts,
+            31337,
+            FeeParams::from_gwei(10, 1),
+        );
         assert_eq!(erc20.len(), 3);
         assert!(
-            account_setup_txs(&mut accounts, LoadKind::Transfer, &contracts, 1, FeeParams::from_gwei(1, 1)).is_empty()
+            account_setup_txs(
+                &mut accounts,
+                LoadKind::Transfer,
+                &contracts,
+                1,
+                FeeParams::from_gwei(1, 1)
+            )
+            .is_empty()
         );
     }
 
@@ -404,6 +532,9 @@ mod tests {
         assert_eq!(data.len(), 68);
         assert_eq!(data[..4], MINT_SELECTOR);
         assert_eq!(data[67], 5);
-        assert_eq!(add_liquidity_calldata(U256::from(1), U256::from(2))[..4], ADD_LIQUIDITY_SELECTOR);
+        assert_eq!(
+            add_liquidity_calldata(U256::from(1), U256::from(2))[..4],
+            ADD_LIQUIDITY_SELECTOR
+        );
     }
 }

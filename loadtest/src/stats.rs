@@ -77,6 +77,9 @@ mod tests {
         assert_eq!(summary.p99_ms, 4.0);
         assert_eq!(summary.max_ms, 4.0);
         assert_eq!(summary.mean_ms, 2.5);
-        assert_eq!(LatencySummary::from_micros(&mut []), LatencySummary::default());
+        assert_eq!(
+            LatencySummary::from_micros(&mut []),
+            LatencySummary::default()
+        );
     }
 }

@@ -190,16 +190,32 @@ const MAX_REASON_CHARS: usize = 120;
 /// nonce 3" and "... 7, ... 2" are one reason).
 pub fn reason_key(message: &str) -> String {
     let head = message.split(':').next().unwrap_or(message).trim();
-    let head = if head.is_empty() { message.trim() } else { head };
+    let head = if head.is_empty() {
+        message.trim()
+    } else {
+        head
+    };
     head.chars().take(MAX_REASON_CHARS).collect()
 }
 
 impl InclusionTracker {
     /// A tracker of the transactions with `hashes`, in send order; `start` is time zero.
     pub fn new(hashes: Vec<B256>, start: Instant) -> Self {
-        let index = hashes.iter().enumerate().map(|(i, h)| (*h, i as u32)).collect();
-        let record = TxRecord { submitted_us: 0, state: SendState::Unsent, inclusions: 0, released: false };
-        let totals = Totals { planned: hashes.len() as u64, ..Totals::default() };
+        let index = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (*h, i as u32))
+            .collect();
+        let record = TxRecord {
+            submitted_us: 0,
+            state: SendState::Unsent,
+            inclusions: 0,
+            released: false,
+        };
+        let totals = Totals {
+            planned: hashes.len() as u64,
+            ..Totals::default()
+        };
         Self {
             start,
             index,
@@ -226,7 +242,10 @@ impl InclusionTracker {
         let t = self.elapsed(at).as_secs() as usize;
         while self.seconds.len() <= t {
             let next = self.seconds.len() as u64;
-            self.seconds.push(SecondStats { t: next, ..SecondStats::default() });
+            self.seconds.push(SecondStats {
+                t: next,
+                ..SecondStats::default()
+            });
         }
         &mut self.seconds[t]
     }
@@ -249,7 +268,12 @@ impl InclusionTracker {
 
     /// The node answered the batch `range` with `outcomes` (one per transaction) at `at`.
     /// Returns the closed-loop window slots freed (rejections).
-    pub fn record_outcomes(&mut self, range: Range<usize>, outcomes: &[SendOutcome], at: Instant) -> usize {
+    pub fn record_outcomes(
+        &mut self,
+        range: Range<usize>,
+        outcomes: &[SendOutcome],
+        at: Instant,
+    ) -> usize {
         let mut released = 0;
         let (mut accepted, mut rejected) = (0, 0);
         for (i, outcome) in range.zip(outcomes) {
@@ -264,7 +288,11 @@ impl InclusionTracker {
                 Err(message) => {
                     self.txs[i].state = SendState::Rejected;
                     rejected += 1;
-                    *self.totals.rejected_by_reason.entry(reason_key(message)).or_default() += 1;
+                    *self
+                        .totals
+                        .rejected_by_reason
+                        .entry(reason_key(message))
+                        .or_default() += 1;
                     released += usize::from(self.release(i));
                 }
             }
@@ -286,12 +314,21 @@ impl InclusionTracker {
             released += usize::from(self.release(i));
         }
         self.totals.transport_errors += range.len() as u64;
-        *self.totals.transport_errors_by_reason.entry(reason_key(message)).or_default() += range.len() as u64;
+        *self
+            .totals
+            .transport_errors_by_reason
+            .entry(reason_key(message))
+            .or_default() += range.len() as u64;
         released
     }
 
     /// A block and its receipts, whose head arrived at `observed`.
-    pub fn record_block(&mut self, header: &BlockHeader, receipts: &[TxReceipt], observed: Instant) -> BlockUpdate {
+    pub fn record_block(
+        &mut self,
+        header: &BlockHeader,
+        receipts: &[TxReceipt],
+        observed: Instant,
+    ) -> BlockUpdate {
         let observed_us = self.elapsed(observed).as_micros() as u64;
         let mut update = BlockUpdate::default();
         let mut ours = 0;
@@ -340,7 +377,11 @@ impl InclusionTracker {
             ours,
             gas_used: header.gas_used,
             gas_limit: header.gas_limit,
-            fill: if header.gas_limit == 0 { 0.0 } else { header.gas_used as f64 / header.gas_limit as f64 },
+            fill: if header.gas_limit == 0 {
+                0.0
+            } else {
+                header.gas_used as f64 / header.gas_limit as f64
+            },
             base_fee_gwei: header.base_fee_per_gas.map(|fee| fee as f64 / 1e9),
         });
         update
@@ -351,7 +392,9 @@ impl InclusionTracker {
     pub fn awaiting_inclusion(&self) -> u64 {
         self.txs
             .iter()
-            .filter(|r| r.inclusions == 0 && matches!(r.state, SendState::InFlight | SendState::Accepted))
+            .filter(|r| {
+                r.inclusions == 0 && matches!(r.state, SendState::InFlight | SendState::Accepted)
+            })
             .count() as u64
     }
 
@@ -359,8 +402,14 @@ impl InclusionTracker {
     pub fn live(&self, now: Instant) -> LiveStats {
         let current = self.elapsed(now).as_secs() as usize;
         let from = current.saturating_sub(LIVE_WINDOW_SECONDS);
-        let window = self.seconds.get(from..current.min(self.seconds.len())).unwrap_or(&[]);
-        let mut samples: Vec<u64> = window.iter().flat_map(|s| s.latencies_us.iter().copied()).collect();
+        let window = self
+            .seconds
+            .get(from..current.min(self.seconds.len()))
+            .unwrap_or(&[]);
+        let mut samples: Vec<u64> = window
+            .iter()
+            .flat_map(|s| s.latencies_us.iter().copied())
+            .collect();
         samples.sort_unstable();
         let included: u64 = window.iter().map(|s| s.included).sum();
         LiveStats {
@@ -368,8 +417,15 @@ impl InclusionTracker {
             accepted: self.totals.accepted,
             rejected: self.totals.rejected,
             included: self.totals.included,
-            pending: self.totals.submitted.saturating_sub(self.totals.included + self.totals.rejected),
-            recent_tps: if window.is_empty() { 0.0 } else { included as f64 / window.len() as f64 },
+            pending: self
+                .totals
+                .submitted
+                .saturating_sub(self.totals.included + self.totals.rejected),
+            recent_tps: if window.is_empty() {
+                0.0
+            } else {
+                included as f64 / window.len() as f64
+            },
             recent_p99_ms: percentile(&samples, 99.0).map(|us| us as f64 / 1000.0),
         }
     }
@@ -426,7 +482,12 @@ mod tests {
     }
 
     fn receipt(h: B256) -> TxReceipt {
-        TxReceipt { transaction_hash: h, gas_used: 21_000, status: true, contract_address: None }
+        TxReceipt {
+            transaction_hash: h,
+            gas_used: 21_000,
+            status: true,
+            contract_address: None,
+        }
     }
 
     fn ms(start: Instant, millis: u64) -> Instant {
@@ -439,13 +500,32 @@ mod tests {
         let mut tracker = InclusionTracker::new((0..4).map(hash).collect(), start);
         tracker.mark_submitted(0..2, ms(start, 100));
         tracker.mark_submitted(2..4, ms(start, 600));
-        assert_eq!(tracker.record_outcomes(0..2, &[Ok(hash(0)), Ok(hash(1))], ms(start, 110)), 0);
-        assert_eq!(tracker.record_outcomes(2..4, &[Ok(hash(2)), Ok(hash(3))], ms(start, 610)), 0);
+        assert_eq!(
+            tracker.record_outcomes(0..2, &[Ok(hash(0)), Ok(hash(1))], ms(start, 110)),
+            0
+        );
+        assert_eq!(
+            tracker.record_outcomes(2..4, &[Ok(hash(2)), Ok(hash(3))], ms(start, 610)),
+            0
+        );
 
-        let update = tracker.record_block(&header(1), &[receipt(hash(0)), receipt(hash(1))], ms(start, 1100));
-        assert_eq!(update, BlockUpdate { newly_included: 2, released: 2 });
-        let update =
-            tracker.record_block(&header(2), &[receipt(hash(3)), receipt(hash(2)), receipt(hash(99))], ms(start, 2100));
+        let update = tracker.record_block(
+            &header(1),
+            &[receipt(hash(0)), receipt(hash(1))],
+            ms(start, 1100),
+        );
+        assert_eq!(
+            update,
+            BlockUpdate {
+                newly_included: 2,
+                released: 2
+            }
+        );
+        let update = tracker.record_block(
+            &header(2),
+            &[receipt(hash(3)), receipt(hash(2)), receipt(hash(99))],
+            ms(start, 2100),
+        );
         assert_eq!(update.newly_included, 2);
         assert_eq!(tracker.awaiting_inclusion(), 0);
 
@@ -475,7 +555,11 @@ mod tests {
         tracker.mark_submitted(0..3, start);
         tracker.record_outcomes(0..3, &[Ok(hash(0)), Ok(hash(1)), Ok(hash(2))], start);
         tracker.record_block(&header(1), &[receipt(hash(0))], ms(start, 1000));
-        tracker.record_block(&header(2), &[receipt(hash(0)), receipt(hash(1))], ms(start, 2000));
+        tracker.record_block(
+            &header(2),
+            &[receipt(hash(0)), receipt(hash(1))],
+            ms(start, 2000),
+        );
         assert_eq!(tracker.awaiting_inclusion(), 1);
         let summary = tracker.finish();
         assert_eq!(summary.totals.included, 2);
@@ -500,8 +584,18 @@ mod tests {
         assert_eq!(tracker.record_outcomes(0..4, &outcomes, ms(start, 5)), 3);
         assert_eq!(tracker.record_transport_error(4..6, "request timeout"), 2);
         // The rejected "already known" and one unconfirmed transaction make it into a block.
-        let update = tracker.record_block(&header(1), &[receipt(hash(3)), receipt(hash(4))], ms(start, 900));
-        assert_eq!(update, BlockUpdate { newly_included: 2, released: 0 });
+        let update = tracker.record_block(
+            &header(1),
+            &[receipt(hash(3)), receipt(hash(4))],
+            ms(start, 900),
+        );
+        assert_eq!(
+            update,
+            BlockUpdate {
+                newly_included: 2,
+                released: 0
+            }
+        );
         assert_eq!(tracker.awaiting_inclusion(), 1);
         let summary = tracker.finish();
         let totals = &summary.totals;
@@ -520,8 +614,17 @@ mod tests {
         let mut tracker = InclusionTracker::new(vec![hash(0)], start);
         tracker.mark_submitted(0..1, start);
         let update = tracker.record_block(&header(1), &[receipt(hash(0))], ms(start, 500));
-        assert_eq!(update, BlockUpdate { newly_included: 1, released: 1 });
-        assert_eq!(tracker.record_outcomes(0..1, &[Ok(hash(0))], ms(start, 600)), 0);
+        assert_eq!(
+            update,
+            BlockUpdate {
+                newly_included: 1,
+                released: 1
+            }
+        );
+        assert_eq!(
+            tracker.record_outcomes(0..1, &[Ok(hash(0))], ms(start, 600)),
+            0
+        );
         let summary = tracker.finish();
         assert_eq!(summary.totals.lost, 0);
         assert_eq!(summary.latency.p50_ms, 500.0);
@@ -533,7 +636,10 @@ mod tests {
         let mut tracker = InclusionTracker::new(vec![hash(0)], start);
         tracker.mark_submitted(0..1, start);
         tracker.record_outcomes(0..1, &[Ok(hash(7))], start);
-        let reverted = TxReceipt { status: false, ..receipt(hash(0)) };
+        let reverted = TxReceipt {
+            status: false,
+            ..receipt(hash(0))
+        };
         tracker.record_block(&header(1), &[reverted], ms(start, 10));
         let totals = tracker.finish().totals;
         assert_eq!(totals.hash_mismatches, 1);
@@ -546,7 +652,11 @@ mod tests {
         let start = Instant::now();
         let mut tracker = InclusionTracker::new((0..10).map(hash).collect(), start);
         tracker.mark_submitted(0..10, start);
-        tracker.record_outcomes(0..10, &(0..10).map(|i| Ok(hash(i))).collect::<Vec<_>>(), start);
+        tracker.record_outcomes(
+            0..10,
+            &(0..10).map(|i| Ok(hash(i))).collect::<Vec<_>>(),
+            start,
+        );
         let receipts: Vec<TxReceipt> = (0..6).map(|i| receipt(hash(i))).collect();
         tracker.record_block(&header(1), &receipts, ms(start, 1500));
         let live = tracker.live(ms(start, 2500));
@@ -559,7 +669,10 @@ mod tests {
 
     #[test]
     fn reason_keys_group_by_message_head() {
-        assert_eq!(reason_key("insufficient funds: balance 0"), "insufficient funds");
+        assert_eq!(
+            reason_key("insufficient funds: balance 0"),
+            "insufficient funds"
+        );
         assert_eq!(reason_key("txpool is full"), "txpool is full");
         assert_eq!(reason_key(": odd"), ": odd");
         assert_eq!(reason_key(&"x".repeat(500)).len(), MAX_REASON_CHARS);

@@ -56,7 +56,9 @@ impl std::str::FromStr for LoadKind {
             "erc20" => Ok(Self::Erc20),
             "amm" | "swap" => Ok(Self::Amm),
             "mix" => Ok(Self::Mix),
-            other => Err(format!("unknown workload {other:?} (transfer, erc20, amm, mix)")),
+            other => Err(format!(
+                "unknown workload {other:?} (transfer, erc20, amm, mix)"
+            )),
         }
     }
 }
@@ -119,7 +121,11 @@ impl WorkloadPlan {
     /// Recipient `i mod recipients`: fresh addresses, so that only the contention knob
     /// decides how many transactions write the same account.
     pub fn recipient(&self, i: u64) -> Address {
-        derive_address(self.seed, "loadgen-recipient", i % self.recipients.max(1) as u64)
+        derive_address(
+            self.seed,
+            "loadgen-recipient",
+            i % self.recipients.max(1) as u64,
+        )
     }
 
     /// What transaction `i` does. `None` if the contract it calls was not deployed.
@@ -162,7 +168,13 @@ mod tests {
     use chain_executor::workload::{SWAP_SELECTOR, TRANSFER_SELECTOR};
 
     fn plan(kind: LoadKind, contracts: Contracts) -> WorkloadPlan {
-        WorkloadPlan { kind, accounts: 4, recipients: 2, contracts, seed: 1 }
+        WorkloadPlan {
+            kind,
+            accounts: 4,
+            recipients: 2,
+            contracts,
+            seed: 1,
+        }
     }
 
     #[test]
@@ -177,7 +189,8 @@ mod tests {
     #[test]
     fn contention_bounds_the_distinct_recipients() {
         let p = plan(LoadKind::Transfer, Contracts::default());
-        let distinct: std::collections::HashSet<Address> = (0..100).map(|i| p.recipient(i)).collect();
+        let distinct: std::collections::HashSet<Address> =
+            (0..100).map(|i| p.recipient(i)).collect();
         assert_eq!(distinct.len(), 2);
     }
 
@@ -203,7 +216,11 @@ mod tests {
 
     #[test]
     fn missing_contracts_yield_no_call() {
-        assert!(plan(LoadKind::Erc20, Contracts::default()).call(0).is_none());
+        assert!(
+            plan(LoadKind::Erc20, Contracts::default())
+                .call(0)
+                .is_none()
+        );
         assert!(plan(LoadKind::Amm, Contracts::default()).call(0).is_none());
     }
 }

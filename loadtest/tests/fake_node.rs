@@ -85,7 +85,10 @@ fn sender_of(envelope: &TxEnvelope) -> Address {
 
 impl FakeNode {
     fn new(faults: Faults) -> Arc<Self> {
-        Arc::new(Self { faults, state: Mutex::new(FakeState::default()) })
+        Arc::new(Self {
+            faults,
+            state: Mutex::new(FakeState::default()),
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
@@ -97,21 +100,36 @@ impl FakeNode {
         let mut state = self.state();
         state.received += 1;
         let position = state.received;
-        if self.faults.reject_every.is_some_and(|n| position.is_multiple_of(n)) {
+        if self
+            .faults
+            .reject_every
+            .is_some_and(|n| position.is_multiple_of(n))
+        {
             state.rejected += 1;
             return Err(format!("nonce too low: tx {position}"));
         }
         let hash = *envelope.tx_hash();
         let sender = sender_of(&envelope);
-        state.nonces_seen.entry(sender).or_default().insert(envelope.nonce());
+        state
+            .nonces_seen
+            .entry(sender)
+            .or_default()
+            .insert(envelope.nonce());
         if let TxKind::Call(to) = envelope.kind() {
             *state.recipients.entry(to).or_default() += 1;
         }
         state.accepted += 1;
-        if self.faults.drop_every.is_some_and(|n| state.accepted.is_multiple_of(n)) {
+        if self
+            .faults
+            .drop_every
+            .is_some_and(|n| state.accepted.is_multiple_of(n))
+        {
             state.dropped += 1;
         } else {
-            state.pool.push(PoolTx { hash, gas_limit: envelope.gas_limit() });
+            state.pool.push(PoolTx {
+                hash,
+                gas_limit: envelope.gas_limit(),
+            });
         }
         let pending = state.pool.len();
         state.max_pending = state.max_pending.max(pending);
@@ -120,7 +138,11 @@ impl FakeNode {
 
     fn produce_block(&self) {
         let mut state = self.state();
-        let take = self.faults.max_per_block.unwrap_or(usize::MAX).min(state.pool.len());
+        let take = self
+            .faults
+            .max_per_block
+            .unwrap_or(usize::MAX)
+            .min(state.pool.len());
         let mut txs: Vec<PoolTx> = std::mem::take(&mut state.redo);
         txs.extend(state.pool.drain(..take));
         let mut receipts = Vec::with_capacity(txs.len());
@@ -132,9 +154,16 @@ impl FakeNode {
                 contract_address: None,
             });
             state.included += 1;
-            if self.faults.duplicate_every.is_some_and(|n| state.included.is_multiple_of(n)) {
+            if self
+                .faults
+                .duplicate_every
+                .is_some_and(|n| state.included.is_multiple_of(n))
+            {
                 state.duplicated += 1;
-                state.redo.push(PoolTx { hash: tx.hash, gas_limit: tx.gas_limit });
+                state.redo.push(PoolTx {
+                    hash: tx.hash,
+                    gas_limit: tx.gas_limit,
+                });
             }
         }
         let number = state.blocks.len() as u64 + 1;
@@ -147,11 +176,17 @@ impl FakeNode {
             base_fee_per_gas: Some(1_000_000_000),
         };
         state.blocks.push((header.clone(), receipts));
-        if self.faults.skip_head_every.is_some_and(|n| number.is_multiple_of(n)) {
+        if self
+            .faults
+            .skip_head_every
+            .is_some_and(|n| number.is_multiple_of(n))
+        {
             return;
         }
         let now = Instant::now();
-        state.subscribers.retain(|s| s.try_send((header.clone(), now)).is_ok());
+        state
+            .subscribers
+            .retain(|s| s.try_send((header.clone(), now)).is_ok());
     }
 
     /// Produces a block every `interval` until the returned flag is set.
@@ -179,23 +214,41 @@ impl NodeRpc for FakeNode {
     }
 
     async fn header(&self, number: u64) -> Result<Option<BlockHeader>, LoadgenError> {
-        Ok(self.state().blocks.get((number as usize).wrapping_sub(1)).map(|(h, _)| h.clone()))
+        Ok(self
+            .state()
+            .blocks
+            .get((number as usize).wrapping_sub(1))
+            .map(|(h, _)| h.clone()))
     }
 
     async fn block_receipts(&self, number: u64) -> Result<Option<Vec<TxReceipt>>, LoadgenError> {
-        Ok(self.state().blocks.get((number as usize).wrapping_sub(1)).map(|(_, r)| r.clone()))
+        Ok(self
+            .state()
+            .blocks
+            .get((number as usize).wrapping_sub(1))
+            .map(|(_, r)| r.clone()))
     }
 
     async fn pending_nonces(&self, addresses: &[Address]) -> Result<Vec<u64>, LoadgenError> {
         let state = self.state();
         Ok(addresses
             .iter()
-            .map(|a| state.nonces_seen.get(a).and_then(|n| n.last()).map_or(0, |last| last + 1))
+            .map(|a| {
+                state
+                    .nonces_seen
+                    .get(a)
+                    .and_then(|n| n.last())
+                    .map_or(0, |last| last + 1)
+            })
             .collect())
     }
 
     async fn balances(&self, addresses: &[Address]) -> Result<Vec<U256>, LoadgenError> {
-        let balance = if self.faults.unfunded { U256::ZERO } else { U256::from(10u128.pow(21)) };
+        let balance = if self.faults.unfunded {
+            U256::ZERO
+        } else {
+            U256::from(10u128.pow(21))
+        };
         Ok(vec![balance; addresses.len()])
     }
 
@@ -205,7 +258,10 @@ impl NodeRpc for FakeNode {
 
     async fn subscribe_heads(&self) -> Result<mpsc::Receiver<ObservedHead>, LoadgenError> {
         if self.faults.no_subscriptions {
-            return Err(LoadgenError::Rpc { method: "eth_subscribe", message: "subscriptions disabled".into() });
+            return Err(LoadgenError::Rpc {
+                method: "eth_subscribe",
+                message: "subscriptions disabled".into(),
+            });
         }
         let (sender, receiver) = mpsc::channel(1024);
         self.state().subscribers.push(sender);
@@ -230,7 +286,14 @@ fn options(accounts: usize, pace: Pace) -> LoadOptions {
 async fn run(node: &Arc<FakeNode>, options: &LoadOptions) -> Report {
     let stop = node.start_producing(Duration::from_millis(50));
     let senders = vec![Arc::clone(node), Arc::clone(node)];
-    let report = run_load_with(options, senders, Arc::clone(node), Arc::new(AtomicBool::new(false))).await.unwrap();
+    let report = run_load_with(
+        options,
+        senders,
+        Arc::clone(node),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .unwrap();
     stop.store(true, Ordering::Relaxed);
     report
 }
@@ -238,7 +301,17 @@ async fn run(node: &Arc<FakeNode>, options: &LoadOptions) -> Report {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_open_loop_run_includes_everything_once() {
     let node = FakeNode::new(Faults::default());
-    let report = run(&node, &options(20, Pace::Rate { tps: 400.0, ramp: None })).await;
+    let report = run(
+        &node,
+        &options(
+            20,
+            Pace::Rate {
+                tps: 400.0,
+                ramp: None,
+            },
+        ),
+    )
+    .await;
     let totals = &report.totals;
     assert_eq!(totals.planned, 400);
     assert_eq!(totals.submitted, 400);
@@ -247,18 +320,37 @@ async fn clean_open_loop_run_includes_everything_once() {
     assert_eq!((totals.lost, totals.duplicates, totals.rejected), (0, 0, 0));
     assert!(report.verdict.all_accepted_included_once);
     assert_eq!(report.latency.count, 400);
-    assert!(report.latency.p50_ms > 0.0 && report.latency.max_ms < 1000.0, "{:?}", report.latency);
-    assert_eq!(report.per_second.iter().map(|s| s.included).sum::<u64>(), 400);
+    assert!(
+        report.latency.p50_ms > 0.0 && report.latency.max_ms < 1000.0,
+        "{:?}",
+        report.latency
+    );
+    assert_eq!(
+        report.per_second.iter().map(|s| s.included).sum::<u64>(),
+        400
+    );
     assert!(report.blocks.with_our_txs >= 2);
-    assert!(report.throughput.included_tps > 200.0, "{:?}", report.throughput);
+    assert!(
+        report.throughput.included_tps > 200.0,
+        "{:?}",
+        report.throughput
+    );
     // Whether the schedule was kept depends on how busy the test machine is; only its
     // pre-condition is certain.
-    assert_ne!(report.send.bound, chain_loadtest::rate::SenderBound::Exhausted);
+    assert_ne!(
+        report.send.bound,
+        chain_loadtest::rate::SenderBound::Exhausted
+    );
 
     // Each account sent nonces 0..20 exactly (400 transactions over 20 accounts).
     let state = node.state();
     assert_eq!(state.nonces_seen.len(), 20);
-    assert!(state.nonces_seen.values().all(|n| n.len() == 20 && n.last() == Some(&19)));
+    assert!(
+        state
+            .nonces_seen
+            .values()
+            .all(|n| n.len() == 20 && n.last() == Some(&19))
+    );
     // One recipient per account by default.
     assert_eq!(state.recipients.len(), 20);
 }
@@ -271,7 +363,13 @@ async fn reports_exactly_the_rejections_losses_and_duplicates_of_the_node() {
         duplicate_every: Some(13),
         ..Faults::default()
     });
-    let mut options = options(10, Pace::Rate { tps: 300.0, ramp: None });
+    let mut options = options(
+        10,
+        Pace::Rate {
+            tps: 300.0,
+            ramp: None,
+        },
+    );
     options.drain = Duration::from_millis(500);
     let report = run(&node, &options).await;
     let state = node.state();
@@ -279,35 +377,63 @@ async fn reports_exactly_the_rejections_losses_and_duplicates_of_the_node() {
     assert_eq!(totals.submitted, 300);
     assert_eq!(totals.rejected, state.rejected);
     assert!(state.rejected > 0 && state.dropped > 0 && state.duplicated > 0);
-    assert_eq!(totals.rejected_by_reason.get("nonce too low"), Some(&state.rejected));
+    assert_eq!(
+        totals.rejected_by_reason.get("nonce too low"),
+        Some(&state.rejected)
+    );
     assert_eq!(totals.accepted, state.accepted);
     assert_eq!(totals.lost, state.dropped);
     assert_eq!(totals.lost_examples.len() as u64, state.dropped.min(20));
     assert_eq!(totals.duplicates, state.duplicated);
     assert_eq!(totals.included, state.accepted - state.dropped);
     assert!(!report.verdict.all_accepted_included_once);
-    assert!(report.drain.timed_out, "the drain waits for the dropped transactions in vain");
+    assert!(
+        report.drain.timed_out,
+        "the drain waits for the dropped transactions in vain"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_loop_keeps_the_window() {
-    let node = FakeNode::new(Faults { max_per_block: Some(20), ..Faults::default() });
+    let node = FakeNode::new(Faults {
+        max_per_block: Some(20),
+        ..Faults::default()
+    });
     let mut options = options(10, Pace::Window(40));
     options.txs = Some(300);
     options.duration = Duration::from_secs(10);
     let report = run(&node, &options).await;
     assert_eq!(report.totals.included, 300);
     assert_eq!(report.totals.lost, 0);
-    assert_eq!(report.send.bound, chain_loadtest::rate::SenderBound::Exhausted);
+    assert_eq!(
+        report.send.bound,
+        chain_loadtest::rate::SenderBound::Exhausted
+    );
     assert!(report.send.blocked_on_window_s > 0.0);
     let max_pending = node.state().max_pending;
-    assert!(max_pending <= 40, "{max_pending} transactions pending with a window of 40");
+    assert!(
+        max_pending <= 40,
+        "{max_pending} transactions pending with a window of 40"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetches_blocks_whose_heads_were_not_announced() {
-    let node = FakeNode::new(Faults { skip_head_every: Some(3), ..Faults::default() });
-    let report = run(&node, &options(10, Pace::Rate { tps: 200.0, ramp: None })).await;
+    let node = FakeNode::new(Faults {
+        skip_head_every: Some(3),
+        ..Faults::default()
+    });
+    let report = run(
+        &node,
+        &options(
+            10,
+            Pace::Rate {
+                tps: 200.0,
+                ramp: None,
+            },
+        ),
+    )
+    .await;
     assert_eq!(report.totals.included, 200);
     assert_eq!(report.totals.duplicates, 0);
     assert!(!report.polled_heads);
@@ -318,8 +444,17 @@ async fn fetches_blocks_whose_heads_were_not_announced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polls_heads_without_a_subscription() {
-    let node = FakeNode::new(Faults { no_subscriptions: true, ..Faults::default() });
-    let options = options(10, Pace::Rate { tps: 200.0, ramp: Some(Duration::from_millis(500)) });
+    let node = FakeNode::new(Faults {
+        no_subscriptions: true,
+        ..Faults::default()
+    });
+    let options = options(
+        10,
+        Pace::Rate {
+            tps: 200.0,
+            ramp: Some(Duration::from_millis(500)),
+        },
+    );
     let report = run(&node, &options).await;
     assert!(report.polled_heads);
     assert_eq!(report.totals.lost, 0);
@@ -329,7 +464,13 @@ async fn polls_heads_without_a_subscription() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erc20_setup_deploys_mints_then_calls_the_token() {
     let node = FakeNode::new(Faults::default());
-    let mut options = options(5, Pace::Rate { tps: 100.0, ramp: None });
+    let mut options = options(
+        5,
+        Pace::Rate {
+            tps: 100.0,
+            ramp: None,
+        },
+    );
     options.workload = LoadKind::Erc20;
     let report = run(&node, &options).await;
     let token = report.setup.contracts.token0.expect("token deployed");
@@ -344,14 +485,23 @@ async fn erc20_setup_deploys_mints_then_calls_the_token() {
     let mut lengths: Vec<usize> = state.nonces_seen.values().map(BTreeSet::len).collect();
     lengths.sort_unstable();
     assert_eq!(lengths, [21, 21, 21, 21, 22]);
-    assert!(state.nonces_seen.values().all(|n| n.last() == Some(&(n.len() as u64 - 1))), "gapless nonces");
+    assert!(
+        state
+            .nonces_seen
+            .values()
+            .all(|n| n.last() == Some(&(n.len() as u64 - 1))),
+        "gapless nonces"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_loop_ends_at_the_duration_when_lost_transactions_hold_the_window() {
     // Every 5th transaction is dropped and never frees its window slot: the window fills up
     // with lost transactions and the dispatcher must still stop at the duration.
-    let node = FakeNode::new(Faults { drop_every: Some(5), ..Faults::default() });
+    let node = FakeNode::new(Faults {
+        drop_every: Some(5),
+        ..Faults::default()
+    });
     let mut options = options(10, Pace::Window(20));
     options.duration = Duration::from_millis(800);
     options.drain = Duration::from_millis(200);
@@ -359,23 +509,48 @@ async fn closed_loop_ends_at_the_duration_when_lost_transactions_hold_the_window
     options.txs = Some(1000);
     let started = Instant::now();
     let report = run(&node, &options).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(report.send.bound, chain_loadtest::rate::SenderBound::Window);
     let dropped = node.state().dropped;
     assert_eq!(report.totals.lost, dropped);
     // A batch of 10 needs 10 free slots of 20: sending stops once more than 10 are lost, which
     // takes about 55 sends at 1 in 5 lost, and never 100.
-    assert!(dropped > 10, "stopped with only {dropped} slots held by lost transactions");
-    assert!(report.totals.submitted < 100, "{} sent past a window full of lost transactions", report.totals.submitted);
+    assert!(
+        dropped > 10,
+        "stopped with only {dropped} slots held by lost transactions"
+    );
+    assert!(
+        report.totals.submitted < 100,
+        "{} sent past a window full of lost transactions",
+        report.totals.submitted
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfunded_accounts_fail_the_setup_with_a_hint() {
-    let node = FakeNode::new(Faults { unfunded: true, ..Faults::default() });
-    let options = options(30, Pace::Rate { tps: 100.0, ramp: None });
-    let error = run_load_with(&options, vec![Arc::clone(&node)], Arc::clone(&node), Arc::new(AtomicBool::new(false)))
-        .await
-        .expect_err("nothing can be sent from empty accounts");
+    let node = FakeNode::new(Faults {
+        unfunded: true,
+        ..Faults::default()
+    });
+    let options = options(
+        30,
+        Pace::Rate {
+            tps: 100.0,
+            ramp: None,
+        },
+    );
+    let error = run_load_with(
+        &options,
+        vec![Arc::clone(&node)],
+        Arc::clone(&node),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect_err("nothing can be sent from empty accounts");
     let message = error.to_string();
     assert!(message.contains("--prefund-loadgen 30"), "{message}");
     assert_eq!(node.state().received, 0, "nothing was sent");

@@ -14,11 +14,17 @@ use std::{
 };
 
 fn live_options(rpc: &str, workload: LoadKind) -> LoadOptions {
-    let accounts = std::env::var("CHAIND_ACCOUNTS").ok().and_then(|a| a.parse().ok()).unwrap_or(100);
+    let accounts = std::env::var("CHAIND_ACCOUNTS")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100);
     let mut options = LoadOptions::new(rpc);
     options.accounts = accounts;
     options.workload = workload;
-    options.pace = Pace::Rate { tps: 200.0, ramp: None };
+    options.pace = Pace::Rate {
+        tps: 200.0,
+        ramp: None,
+    };
     options.duration = Duration::from_secs(3);
     options.connections = 2;
     options.batch = 20;
@@ -41,13 +47,27 @@ async fn short_load_against_a_live_node_loses_nothing() {
     };
     for workload in [LoadKind::Transfer, LoadKind::Erc20] {
         let options = live_options(&rpc, workload);
-        let report = run_load(&options, Arc::new(AtomicBool::new(false))).await.expect("the run completes");
+        let report = run_load(&options, Arc::new(AtomicBool::new(false)))
+            .await
+            .expect("the run completes");
         println!("{}", report.table());
         let totals = &report.totals;
         assert_eq!(totals.submitted, 600, "{workload}: 200 tps for 3 s");
-        assert_eq!(totals.rejected, 0, "{workload}: {:?}", totals.rejected_by_reason);
-        assert_eq!(totals.transport_errors, 0, "{workload}: {:?}", totals.transport_errors_by_reason);
-        assert_eq!(totals.lost, 0, "{workload}: lost {:?}", totals.lost_examples);
+        assert_eq!(
+            totals.rejected, 0,
+            "{workload}: {:?}",
+            totals.rejected_by_reason
+        );
+        assert_eq!(
+            totals.transport_errors, 0,
+            "{workload}: {:?}",
+            totals.transport_errors_by_reason
+        );
+        assert_eq!(
+            totals.lost, 0,
+            "{workload}: lost {:?}",
+            totals.lost_examples
+        );
         assert_eq!(totals.duplicates, 0, "{workload}");
         assert_eq!(totals.included, totals.accepted, "{workload}");
         assert_eq!(totals.reverted, 0, "{workload}");

@@ -20,14 +20,21 @@ pub struct Account {
 
 impl Default for Account {
     fn default() -> Self {
-        Self { nonce: 0, balance: U256::ZERO, code_hash: KECCAK_EMPTY }
+        Self {
+            nonce: 0,
+            balance: U256::ZERO,
+            code_hash: KECCAK_EMPTY,
+        }
     }
 }
 
 impl Account {
     /// An account without code holding `balance`.
     pub fn with_balance(balance: U256) -> Self {
-        Self { balance, ..Self::default() }
+        Self {
+            balance,
+            ..Self::default()
+        }
     }
 
     /// Whether the account is empty in the sense of EIP-161 (no nonce, no balance, no code).

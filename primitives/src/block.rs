@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// Consensus data that travels beside an Ethereum-shaped header instead of inside it, so that
 /// the header hashes and decodes exactly as Ethereum tooling expects.
-#[derive(Clone, Debug, Default, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize,
+)]
 pub struct ConsensusSeal {
     /// The consensus slot the block was proposed in.
     pub slot: u64,

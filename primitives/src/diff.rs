@@ -52,6 +52,9 @@ impl StateDiff {
         accounts: HashMap<Address, AccountUpdate>,
         codes: HashMap<B256, Bytes>,
     ) -> Self {
-        Self { accounts: accounts.into_iter().collect(), codes: codes.into_iter().collect() }
+        Self {
+            accounts: accounts.into_iter().collect(),
+            codes: codes.into_iter().collect(),
+        }
     }
 }

@@ -51,7 +51,9 @@ impl<'de> Deserialize<'de> for BlockTime {
         }
         match Raw::deserialize(deserializer)? {
             Raw::Millis(ms) => Ok(BlockTime(ms)),
-            Raw::Text(text) => parse_duration_ms(&text).map(BlockTime).map_err(serde::de::Error::custom),
+            Raw::Text(text) => parse_duration_ms(&text)
+                .map(BlockTime)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -66,7 +68,10 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     } else {
         (text, 1.0)
     };
-    let value: f64 = number.trim().parse().map_err(|_| format!("invalid duration {text:?}: use e.g. \"1s\" or \"250ms\""))?;
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use e.g. \"1s\" or \"250ms\""))?;
     if !value.is_finite() || value < 0.0 {
         return Err(format!("invalid duration {text:?}"));
     }
@@ -103,7 +108,10 @@ impl ChainGenesis {
     pub fn parse(text: &str) -> Result<Self, PrimitivesError> {
         let deserializer = &mut serde_json::Deserializer::from_str(text);
         let genesis: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            PrimitivesError::Genesis { field: e.path().to_string(), message: e.inner().to_string() }
+            PrimitivesError::Genesis {
+                field: e.path().to_string(),
+                message: e.inner().to_string(),
+            }
         })?;
         genesis.validate()?;
         Ok(genesis)
@@ -111,7 +119,10 @@ impl ChainGenesis {
 
     fn validate(&self) -> Result<(), PrimitivesError> {
         let fail = |field: &str, message: &str| {
-            Err(PrimitivesError::Genesis { field: field.to_owned(), message: message.to_owned() })
+            Err(PrimitivesError::Genesis {
+                field: field.to_owned(),
+                message: message.to_owned(),
+            })
         };
         if self.eth.config.chain_id == 0 {
             return fail("config.chainId", "must be set and non-zero");
@@ -130,7 +141,10 @@ impl ChainGenesis {
         }
         for (i, validator) in self.consensus.validators.iter().enumerate() {
             if validator.stake.is_zero() {
-                return fail(&format!("consensus.validators[{i}].stake"), "must be positive");
+                return fail(
+                    &format!("consensus.validators[{i}].stake"),
+                    "must be positive",
+                );
             }
         }
         if let Some(fee) = self.eth.base_fee_per_gas {
@@ -148,7 +162,9 @@ impl ChainGenesis {
 
     /// Base fee of the genesis block.
     pub fn base_fee(&self) -> u64 {
-        self.eth.base_fee_per_gas.map_or(DEFAULT_BASE_FEE, |fee| fee as u64)
+        self.eth
+            .base_fee_per_gas
+            .map_or(DEFAULT_BASE_FEE, |fee| fee as u64)
     }
 
     /// The genesis allocation as a state diff onto an empty state.
@@ -171,7 +187,14 @@ impl ChainGenesis {
                 .map(|(slot, value)| (U256::from_be_bytes(slot.0), U256::from_be_bytes(value.0)))
                 .filter(|(_, value)| !value.is_zero())
                 .collect();
-            diff.accounts.insert(*address, AccountUpdate { info: Some(info), storage_cleared: true, storage });
+            diff.accounts.insert(
+                *address,
+                AccountUpdate {
+                    info: Some(info),
+                    storage_cleared: true,
+                    storage,
+                },
+            );
         }
         diff
     }
@@ -208,7 +231,9 @@ mod tests {
         assert_eq!(genesis.consensus.block_time, BlockTime(500));
         assert_eq!(genesis.base_fee(), 1_000_000_000);
         let diff = genesis.alloc_diff();
-        let holder: Address = "0x1000000000000000000000000000000000000001".parse().unwrap();
+        let holder: Address = "0x1000000000000000000000000000000000000001"
+            .parse()
+            .unwrap();
         let account = &diff.accounts[&holder];
         assert_eq!(account.info.unwrap().nonce, 1);
         assert_eq!(account.storage[&U256::from(1)], U256::from(2));
@@ -224,9 +249,22 @@ mod tests {
         let err = ChainGenesis::parse(&bad).unwrap_err().to_string();
         assert!(err.contains("consensus.blockTime"), "{err}");
         let bad = GOOD.replace(r#""chainId": 4242"#, r#""chainId": 0"#);
-        assert!(ChainGenesis::parse(&bad).unwrap_err().to_string().contains("config.chainId"));
-        let bad = GOOD.replace(r#""epochLength": 8,"#, r#""epochLength": 8, "colour": "red","#);
-        assert!(ChainGenesis::parse(&bad).unwrap_err().to_string().contains("consensus"));
+        assert!(
+            ChainGenesis::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("config.chainId")
+        );
+        let bad = GOOD.replace(
+            r#""epochLength": 8,"#,
+            r#""epochLength": 8, "colour": "red","#,
+        );
+        assert!(
+            ChainGenesis::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("consensus")
+        );
     }
 
     #[test]

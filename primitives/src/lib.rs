@@ -30,11 +30,11 @@ pub mod receipt;
 pub use account::{Account, KECCAK_EMPTY};
 pub use alloy_consensus::{Header, TxEnvelope};
 pub use block::{Block, ConsensusSeal, SealedBlock};
-pub use genesis::{ChainGenesis, ConsensusGenesis, GenesisValidator};
-pub use receipt::{StoredReceipt, receipts_root, transactions_root};
 pub use diff::{AccountUpdate, StateDiff};
 pub use error::PrimitivesError;
+pub use genesis::{ChainGenesis, ConsensusGenesis, GenesisValidator};
 pub use memory::InMemoryState;
 pub use reader::StateReader;
+pub use receipt::{StoredReceipt, receipts_root, transactions_root};
 
 pub use alloy_primitives::{Address, B256, Bytes, U256};

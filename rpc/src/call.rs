@@ -11,8 +11,8 @@ use crate::{
 };
 use alloy_primitives::{Address, Bytes, TxKind, U256};
 use chain_executor::{
-    AccountOverride, ExecutionEnv, OverriddenState, SimulationOptions, SimulationOutcome, SpecId, TxEnv,
-    TxStatus, simulate,
+    AccountOverride, ExecutionEnv, OverriddenState, SimulationOptions, SimulationOutcome, SpecId,
+    TxEnv, TxStatus, simulate,
 };
 use chain_primitives::StateReader;
 use jsonrpsee::{RpcModule, core::RegisterMethodError, types::ErrorObjectOwned};
@@ -35,21 +35,33 @@ const CALL_STIPEND: u64 = 2_300;
 const ESTIMATE_ERROR_RATIO: f64 = 0.015;
 
 /// Registers `eth_call` and `eth_estimateGas`.
-pub(crate) fn register<A: ChainApi>(module: &mut RpcModule<Ctx<A>>) -> Result<(), RegisterMethodError> {
+pub(crate) fn register<A: ChainApi>(
+    module: &mut RpcModule<Ctx<A>>,
+) -> Result<(), RegisterMethodError> {
     module.register_async_method("eth_call", |params, ctx, _| async move {
         let raw = params.as_str().map(str::to_owned);
-        bounded("eth_call", ctx, move |ctx, cancel| eth_call(ctx, raw.as_deref(), cancel)).await
+        bounded("eth_call", ctx, move |ctx, cancel| {
+            eth_call(ctx, raw.as_deref(), cancel)
+        })
+        .await
     })?;
     module.register_async_method("eth_estimateGas", |params, ctx, _| async move {
         let raw = params.as_str().map(str::to_owned);
-        bounded("eth_estimateGas", ctx, move |ctx, cancel| estimate_gas(ctx, raw.as_deref(), cancel)).await
+        bounded("eth_estimateGas", ctx, move |ctx, cancel| {
+            estimate_gas(ctx, raw.as_deref(), cancel)
+        })
+        .await
     })?;
     Ok(())
 }
 
 /// Runs `work` on the blocking pool under the concurrency bound and the time limit. On timeout
 /// the caller is answered at once; the execution sees `cancel` and stops at its next check.
-async fn bounded<A, F>(name: &'static str, ctx: Arc<Ctx<A>>, work: F) -> Result<Value, ErrorObjectOwned>
+async fn bounded<A, F>(
+    name: &'static str,
+    ctx: Arc<Ctx<A>>,
+    work: F,
+) -> Result<Value, ErrorObjectOwned>
 where
     A: ChainApi,
     F: FnOnce(&Ctx<A>, &AtomicBool) -> CallResult<Value> + Send + 'static,
@@ -61,7 +73,12 @@ where
         let ctx = ctx.clone();
         let cancel = cancel.clone();
         async move {
-            let permit = ctx.calls.clone().acquire_owned().await.map_err(|_| CallError::internal("server is shutting down"))?;
+            let permit = ctx
+                .calls
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| CallError::internal("server is shutting down"))?;
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 work(&ctx, &cancel)
@@ -74,7 +91,10 @@ where
         Ok(result) => result,
         Err(_) => {
             cancel.store(true, Ordering::Relaxed);
-            Err(CallError::server(format!("execution aborted (timeout = {})", go_duration(limit))))
+            Err(CallError::server(format!(
+                "execution aborted (timeout = {})",
+                go_duration(limit)
+            )))
         }
     };
     record_call(name, started, result.is_ok());
@@ -95,9 +115,16 @@ fn go_duration(d: Duration) -> String {
 /// How one simulated execution ended.
 #[derive(Debug)]
 enum Outcome {
-    Success { gas_used: u64, output: Bytes },
-    Revert { output: Bytes },
-    Halt { reason: String },
+    Success {
+        gas_used: u64,
+        output: Bytes,
+    },
+    Revert {
+        output: Bytes,
+    },
+    Halt {
+        reason: String,
+    },
     /// The transaction could not run (revm's validation message).
     Invalid(String),
 }
@@ -118,13 +145,20 @@ impl<S: StateReader> Simulation<'_, S> {
         let outcome = simulate(&self.state, &self.env, tx, self.options, &self.codes)
             .map_err(|e| CallError::internal(e.to_string()))?;
         Ok(match outcome {
-            SimulationOutcome::Executed { status: TxStatus::Success, gas_used, output, .. } => {
-                Outcome::Success { gas_used, output }
-            }
-            SimulationOutcome::Executed { status: TxStatus::Revert, output, .. } => Outcome::Revert { output },
-            SimulationOutcome::Executed { halt_reason, .. } => {
-                Outcome::Halt { reason: halt_message(halt_reason.as_deref().unwrap_or_default()) }
-            }
+            SimulationOutcome::Executed {
+                status: TxStatus::Success,
+                gas_used,
+                output,
+                ..
+            } => Outcome::Success { gas_used, output },
+            SimulationOutcome::Executed {
+                status: TxStatus::Revert,
+                output,
+                ..
+            } => Outcome::Revert { output },
+            SimulationOutcome::Executed { halt_reason, .. } => Outcome::Halt {
+                reason: halt_message(halt_reason.as_deref().unwrap_or_default()),
+            },
             SimulationOutcome::Invalid(reason) => Outcome::Invalid(match reason {
                 chain_executor::SkipReason::Invalid(message) => message,
                 other => other.to_string(),
@@ -147,22 +181,34 @@ fn read_request(p: &mut ParamReader, allow_block_overrides: bool) -> CallResult<
     if allow_block_overrides {
         let block_overrides: Option<Value> = p.optional()?;
         if block_overrides.is_some() {
-            return Err(CallError::invalid_params("block overrides are not supported"));
+            return Err(CallError::invalid_params(
+                "block overrides are not supported",
+            ));
         }
     }
     call.check_fees()?;
-    Ok(Request { call, block, overrides })
+    Ok(Request {
+        call,
+        block,
+        overrides,
+    })
 }
 
-fn state_overrides(arg: Option<StateOverrideArg>) -> CallResult<alloy_primitives::map::HashMap<Address, AccountOverride>> {
+fn state_overrides(
+    arg: Option<StateOverrideArg>,
+) -> CallResult<alloy_primitives::map::HashMap<Address, AccountOverride>> {
     let mut out = alloy_primitives::map::HashMap::default();
     for (address, account) in arg.unwrap_or_default() {
         let address = address.0;
         if account.state.is_some() && account.state_diff.is_some() {
-            return Err(CallError::invalid_params(format!("account {address} has both 'state' and 'stateDiff'")));
+            return Err(CallError::invalid_params(format!(
+                "account {address} has both 'state' and 'stateDiff'"
+            )));
         }
         let slots = |m: std::collections::BTreeMap<crate::wire::HashKey, crate::wire::Hash>| {
-            m.into_iter().map(|(k, v)| (U256::from_be_bytes(k.0.0), U256::from_be_bytes(v.0.0))).collect()
+            m.into_iter()
+                .map(|(k, v)| (U256::from_be_bytes(k.0.0), U256::from_be_bytes(v.0.0)))
+                .collect()
         };
         out.insert(
             address,
@@ -220,17 +266,23 @@ fn tx_template(call: &CallRequest, env: &ExecutionEnv, data: Bytes) -> CallResul
             .collect(),
     );
     let base_fee = u128::from(env.block.base_fee);
-    let (tx_type, gas_price, priority) = if call.max_fee_per_gas.is_some() || call.max_priority_fee_per_gas.is_some() {
-        let tip = u128_of(call.max_priority_fee_per_gas.map(|t| t.0).unwrap_or_default(), "maxPriorityFeePerGas")?;
-        let max_fee = match call.max_fee_per_gas {
-            Some(max) => u128_of(max.0, "maxFeePerGas")?,
-            None => base_fee.saturating_mul(2).saturating_add(tip),
+    let (tx_type, gas_price, priority) =
+        if call.max_fee_per_gas.is_some() || call.max_priority_fee_per_gas.is_some() {
+            let tip = u128_of(
+                call.max_priority_fee_per_gas
+                    .map(|t| t.0)
+                    .unwrap_or_default(),
+                "maxPriorityFeePerGas",
+            )?;
+            let max_fee = match call.max_fee_per_gas {
+                Some(max) => u128_of(max.0, "maxFeePerGas")?,
+                None => base_fee.saturating_mul(2).saturating_add(tip),
+            };
+            (2u8, max_fee, Some(tip))
+        } else {
+            let price = u128_of(call.gas_price.map(|p| p.0).unwrap_or_default(), "gasPrice")?;
+            (u8::from(!access_list.0.is_empty()), price, None)
         };
-        (2u8, max_fee, Some(tip))
-    } else {
-        let price = u128_of(call.gas_price.map(|p| p.0).unwrap_or_default(), "gasPrice")?;
-        (u8::from(!access_list.0.is_empty()), price, None)
-    };
     let pays = gas_price != 0 || priority.is_some_and(|t| t != 0);
     let tx = TxEnv {
         tx_type,
@@ -251,10 +303,18 @@ fn tx_template(call: &CallRequest, env: &ExecutionEnv, data: Bytes) -> CallResul
 
 fn options(pays: bool) -> SimulationOptions {
     // A call without fee fields runs for free and ignores the base fee, as geth's eth_call.
-    SimulationOptions { skip_nonce_check: true, skip_fee_charge: !pays, skip_base_fee_check: !pays }
+    SimulationOptions {
+        skip_nonce_check: true,
+        skip_fee_charge: !pays,
+        skip_base_fee_check: !pays,
+    }
 }
 
-fn eth_call<A: ChainApi>(ctx: &Ctx<A>, raw: Option<&str>, _cancel: &AtomicBool) -> CallResult<Value> {
+fn eth_call<A: ChainApi>(
+    ctx: &Ctx<A>,
+    raw: Option<&str>,
+    _cancel: &AtomicBool,
+) -> CallResult<Value> {
     let mut p = ParamReader::new(raw)?;
     let request = read_request(&mut p, true)?;
     p.finish()?;
@@ -276,8 +336,20 @@ fn eth_call<A: ChainApi>(ctx: &Ctx<A>, raw: Option<&str>, _cancel: &AtomicBool) 
     }
     let cap = ctx.config.gas_cap;
     let gas = match request.call.gas {
-        Some(g) if g.0 != 0 => if cap != 0 { g.0.min(cap) } else { g.0 },
-        _ => if cap != 0 { cap } else { u64::MAX / 2 },
+        Some(g) if g.0 != 0 => {
+            if cap != 0 {
+                g.0.min(cap)
+            } else {
+                g.0
+            }
+        }
+        _ => {
+            if cap != 0 {
+                cap
+            } else {
+                u64::MAX / 2
+            }
+        }
     };
     match sim.run(gas)? {
         Outcome::Success { output, .. } => Ok(serde_json::to_value(output).unwrap_or(Value::Null)),
@@ -302,7 +374,11 @@ fn check_value_covered<S: StateReader>(sim: &Simulation<'_, S>) -> CallResult<()
     Ok(())
 }
 
-fn estimate_gas<A: ChainApi>(ctx: &Ctx<A>, raw: Option<&str>, cancel: &AtomicBool) -> CallResult<Value> {
+fn estimate_gas<A: ChainApi>(
+    ctx: &Ctx<A>,
+    raw: Option<&str>,
+    cancel: &AtomicBool,
+) -> CallResult<Value> {
     let mut p = ParamReader::new(raw)?;
     let request = read_request(&mut p, false)?;
     p.finish()?;
@@ -326,7 +402,13 @@ fn estimate_gas<A: ChainApi>(ctx: &Ctx<A>, raw: Option<&str>, cancel: &AtomicBoo
     if fee_cap == 0 {
         check_value_covered(&sim)?;
     }
-    let gas = estimate(&sim, request.call.gas.map(|g| g.0), ctx.config.gas_cap, fee_cap, cancel)?;
+    let gas = estimate(
+        &sim,
+        request.call.gas.map(|g| g.0),
+        ctx.config.gas_cap,
+        fee_cap,
+        cancel,
+    )?;
     Ok(Value::String(format!("{gas:#x}")))
 }
 
@@ -363,7 +445,11 @@ fn estimate<S: StateReader>(
         && sim.tx.data.is_empty()
         && hi >= TX_GAS
     {
-        let has_code = sim.state.account(&to).map_err(state_error)?.is_some_and(|a| a.has_code());
+        let has_code = sim
+            .state
+            .account(&to)
+            .map_err(state_error)?
+            .is_some_and(|a| a.has_code());
         if !has_code && matches!(sim.run(TX_GAS)?, Outcome::Success { .. }) {
             return Ok(TX_GAS);
         }
@@ -372,9 +458,13 @@ fn estimate<S: StateReader>(
     let used = match sim.run(hi)? {
         Outcome::Success { gas_used, .. } => gas_used,
         Outcome::Revert { output } => return Err(revert_error(output)),
-        Outcome::Halt { reason } if reason != "out of gas" => return Err(CallError::server(reason)),
+        Outcome::Halt { reason } if reason != "out of gas" => {
+            return Err(CallError::server(reason));
+        }
         Outcome::Halt { .. } => return Err(allowance_error(hi)),
-        Outcome::Invalid(message) if is_intrinsic_gas_error(&message) => return Err(allowance_error(hi)),
+        Outcome::Invalid(message) if is_intrinsic_gas_error(&message) => {
+            return Err(allowance_error(hi));
+        }
         Outcome::Invalid(message) => return Err(invalid_error(&message, sim)),
     };
 
@@ -431,7 +521,11 @@ pub(crate) fn revert_error(output: Bytes) -> CallError {
         Some(reason) => format!("execution reverted: {reason}"),
         None => "execution reverted".to_owned(),
     };
-    CallError { code: code::EXECUTION_REVERTED, message, data: Some(output) }
+    CallError {
+        code: code::EXECUTION_REVERTED,
+        message,
+        data: Some(output),
+    }
 }
 
 /// The reason of an `Error(string)` or `Panic(uint256)` revert (geth's `abi.UnpackRevert`).
@@ -500,7 +594,11 @@ fn halt_message(reason: &str) -> String {
 
 /// The two numbers in revm's "lack of funds (X) for max fee (Y)".
 fn numbers_in_parens(message: &str) -> Vec<&str> {
-    message.split('(').skip(1).filter_map(|s| s.split(')').next()).collect()
+    message
+        .split('(')
+        .skip(1)
+        .filter_map(|s| s.split(')').next())
+        .collect()
 }
 
 /// geth's wording of a transaction that cannot run.
@@ -508,7 +606,9 @@ fn invalid_error<S: StateReader>(message: &str, sim: &Simulation<'_, S>) -> Call
     let from = sim.tx.caller;
     let text = if message.starts_with("lack of funds") {
         match numbers_in_parens(message)[..] {
-            [have, want] => format!("insufficient funds for gas * price + value: address {from} have {have} want {want}"),
+            [have, want] => format!(
+                "insufficient funds for gas * price + value: address {from} have {have} want {want}"
+            ),
             _ => "insufficient funds for gas * price + value".to_owned(),
         }
     } else if message.contains("nonce") && message.contains("too high") {
@@ -551,12 +651,22 @@ mod tests {
 
     #[test]
     fn revert_reasons_decode() {
-        assert_eq!(decode_revert_reason(&error_string("nope")).as_deref(), Some("nope"));
+        assert_eq!(
+            decode_revert_reason(&error_string("nope")).as_deref(),
+            Some("nope")
+        );
         let mut panic = vec![0x4e, 0x48, 0x7b, 0x71];
         panic.extend_from_slice(&U256::from(0x11).to_be_bytes::<32>());
-        assert_eq!(decode_revert_reason(&panic).as_deref(), Some("arithmetic underflow or overflow"));
+        assert_eq!(
+            decode_revert_reason(&panic).as_deref(),
+            Some("arithmetic underflow or overflow")
+        );
         assert_eq!(decode_revert_reason(&[1, 2, 3]), None);
-        assert_eq!(decode_revert_reason(&error_string("x")[..40]), None, "truncated data");
+        assert_eq!(
+            decode_revert_reason(&error_string("x")[..40]),
+            None,
+            "truncated data"
+        );
 
         let error = revert_error(Bytes::from(error_string("nope")));
         assert_eq!(error.code, 3);

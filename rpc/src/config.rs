@@ -68,7 +68,10 @@ pub struct RpcConfig {
 
 impl RpcConfig {
     /// Serves `GET /metrics` from a Prometheus recorder's handle.
-    pub fn with_prometheus(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+    pub fn with_prometheus(
+        mut self,
+        handle: metrics_exporter_prometheus::PrometheusHandle,
+    ) -> Self {
         self.metrics = Some(Arc::new(move || handle.render()));
         self
     }
@@ -80,7 +83,11 @@ impl Default for RpcConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
             ws_addr: None,
             cors_origins: vec!["*".to_owned()],
-            allowed_hosts: vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "[::1]".to_owned()],
+            allowed_hosts: vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "[::1]".to_owned(),
+            ],
             max_request_body_size: 10 * 1024 * 1024,
             max_response_body_size: 50 * 1024 * 1024,
             max_batch_len: 1000,
@@ -118,7 +125,10 @@ impl fmt::Debug for RpcConfig {
             .field("max_response_body_size", &self.max_response_body_size)
             .field("max_batch_len", &self.max_batch_len)
             .field("max_connections", &self.max_connections)
-            .field("max_subscriptions_per_connection", &self.max_subscriptions_per_connection)
+            .field(
+                "max_subscriptions_per_connection",
+                &self.max_subscriptions_per_connection,
+            )
             .field("ws_message_buffer", &self.ws_message_buffer)
             .field("subscription_send_timeout", &self.subscription_send_timeout)
             .field("gas_cap", &self.gas_cap)

@@ -7,7 +7,9 @@ use alloy_consensus::{
     transaction::Recovered,
 };
 use alloy_primitives::{Address, B256, U256};
-use alloy_rpc_types_eth::{Block, BlockTransactions, Header as RpcHeader, Log as RpcLog, Transaction, TransactionReceipt};
+use alloy_rpc_types_eth::{
+    Block, BlockTransactions, Header as RpcHeader, Log as RpcLog, Transaction, TransactionReceipt,
+};
 use chain_primitives::{Header, StoredReceipt};
 
 /// Where a mined transaction sits.
@@ -85,7 +87,9 @@ fn place(block: &IndexedBlock, index: usize) -> TxPlace {
 pub(crate) fn rpc_block(block: &IndexedBlock, full: bool) -> Block {
     let transactions = if full {
         BlockTransactions::Full(
-            (0..block.block.block().transactions.len()).filter_map(|i| block_transaction(block, i)).collect(),
+            (0..block.block.block().transactions.len())
+                .filter_map(|i| block_transaction(block, i))
+                .collect(),
         )
     } else {
         BlockTransactions::Hashes(block.tx_hashes.clone())
@@ -179,7 +183,10 @@ pub(crate) fn rpc_receipt(
 }
 
 /// Every receipt of a block.
-pub(crate) fn rpc_receipts(block: &IndexedBlock, receipts: &[StoredReceipt]) -> Vec<TransactionReceipt> {
+pub(crate) fn rpc_receipts(
+    block: &IndexedBlock,
+    receipts: &[StoredReceipt],
+) -> Vec<TransactionReceipt> {
     first_log_indexes(receipts)
         .into_iter()
         .enumerate()

@@ -59,7 +59,11 @@ pub(crate) struct CallError {
 
 impl CallError {
     pub(crate) fn new(code: i32, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), data: None }
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     /// -32602 with a message.

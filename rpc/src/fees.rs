@@ -43,7 +43,9 @@ pub(crate) fn suggest_tip<A: ChainApi>(ctx: &Ctx<A>) -> CallResult<u128> {
     let mut samples = Vec::new();
     let oldest = head_number.saturating_sub(ctx.config.gas_price_blocks.saturating_sub(1));
     for number in (oldest..=head_number).rev() {
-        let Some(block) = ctx.api.block_by_number(number)? else { continue };
+        let Some(block) = ctx.api.block_by_number(number)? else {
+            continue;
+        };
         let lowest = lowest_tips(&block);
         if lowest.is_empty() {
             // geth samples its previous answer for an empty block.
@@ -79,7 +81,10 @@ fn lowest_tips(block: &IndexedBlock) -> Vec<u128> {
 }
 
 /// `eth_maxPriorityFeePerGas`.
-pub(crate) fn max_priority_fee<A: ChainApi>(ctx: &Ctx<A>, _: &mut ParamReader) -> CallResult<Value> {
+pub(crate) fn max_priority_fee<A: ChainApi>(
+    ctx: &Ctx<A>,
+    _: &mut ParamReader,
+) -> CallResult<Value> {
     Ok(quantity(suggest_tip(ctx)?))
 }
 
@@ -104,19 +109,31 @@ pub(crate) fn fee_history<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> Cal
     let head = ctx.api.head_number();
     let newest = tag_number(&*ctx.api, newest_tag);
     if newest > head {
-        return Err(CallError::server(format!("request beyond head block: requested {newest}, head {head}")));
+        return Err(CallError::server(format!(
+            "request beyond head block: requested {newest}, head {head}"
+        )));
     }
-    let count = requested.min(ctx.config.fee_history_max_blocks).min(newest + 1);
+    let count = requested
+        .min(ctx.config.fee_history_max_blocks)
+        .min(newest + 1);
     if count == 0 {
         return to_value(&FeeHistory::default());
     }
     let oldest = newest + 1 - count;
-    let mut history = FeeHistory { oldest_block: oldest, ..FeeHistory::default() };
+    let mut history = FeeHistory {
+        oldest_block: oldest,
+        ..FeeHistory::default()
+    };
     let mut rewards = Vec::new();
     for number in oldest..=newest {
-        let block = ctx.api.block_by_number(number)?.ok_or_else(CallError::header_not_found)?;
+        let block = ctx
+            .api
+            .block_by_number(number)?
+            .ok_or_else(CallError::header_not_found)?;
         let header = block.block.header();
-        history.base_fee_per_gas.push(u128::from(header.base_fee_per_gas.unwrap_or(0)));
+        history
+            .base_fee_per_gas
+            .push(u128::from(header.base_fee_per_gas.unwrap_or(0)));
         history.gas_used_ratio.push(if header.gas_limit == 0 {
             0.0
         } else {
@@ -153,7 +170,9 @@ fn check_percentiles(percentiles: &[f64]) -> CallResult<()> {
     }
     for (i, p) in percentiles.iter().enumerate() {
         if !(0.0..=100.0).contains(p) {
-            return Err(CallError::invalid_params(format!("invalid reward percentile: {p:.6}")));
+            return Err(CallError::invalid_params(format!(
+                "invalid reward percentile: {p:.6}"
+            )));
         }
         if i > 0 && *p <= percentiles[i - 1] {
             return Err(CallError::invalid_params(format!(
@@ -171,12 +190,19 @@ fn check_percentiles(percentiles: &[f64]) -> CallResult<()> {
 /// geth's rewards of one block: transactions sorted by effective tip, each weighted by the gas
 /// it used; the reward at percentile p is the tip of the transaction in which the cumulative
 /// gas reaches p% of the block's gas used.
-fn block_rewards<A: ChainApi>(ctx: &Ctx<A>, block: &Arc<IndexedBlock>, percentiles: &[f64]) -> CallResult<Vec<u128>> {
+fn block_rewards<A: ChainApi>(
+    ctx: &Ctx<A>,
+    block: &Arc<IndexedBlock>,
+    percentiles: &[f64],
+) -> CallResult<Vec<u128>> {
     let txs = &block.block.block().transactions;
     if txs.is_empty() {
         return Ok(vec![0; percentiles.len()]);
     }
-    let receipts = ctx.api.receipts(block.block.number())?.ok_or_else(|| CallError::internal("receipts not found"))?;
+    let receipts = ctx
+        .api
+        .receipts(block.block.number())?
+        .ok_or_else(|| CallError::internal("receipts not found"))?;
     let base_fee = block.block.header().base_fee_per_gas;
     let mut sorted: Vec<(u128, u64)> = txs
         .iter()
@@ -187,11 +213,19 @@ fn block_rewards<A: ChainApi>(ctx: &Ctx<A>, block: &Arc<IndexedBlock>, percentil
         return Ok(vec![0; percentiles.len()]);
     }
     sorted.sort_by_key(|(tip, _)| *tip);
-    Ok(rewards_at(&sorted, block.block.header().gas_used, percentiles))
+    Ok(rewards_at(
+        &sorted,
+        block.block.header().gas_used,
+        percentiles,
+    ))
 }
 
 /// The reward percentiles over `(tip, gas used)` sorted by tip.
-pub(crate) fn rewards_at(sorted: &[(u128, u64)], block_gas_used: u64, percentiles: &[f64]) -> Vec<u128> {
+pub(crate) fn rewards_at(
+    sorted: &[(u128, u64)],
+    block_gas_used: u64,
+    percentiles: &[f64],
+) -> Vec<u128> {
     let mut index = 0;
     let mut cumulative = sorted[0].1;
     percentiles
@@ -215,13 +249,24 @@ mod tests {
     fn rewards_are_gas_weighted() {
         // tips 1, 2, 3 using 10%, 60%, 30% of the gas
         let sorted = [(1, 10), (2, 60), (3, 30)];
-        assert_eq!(rewards_at(&sorted, 100, &[0.0, 10.0, 11.0, 70.0, 71.0, 100.0]), vec![1, 1, 2, 2, 3, 3]);
+        assert_eq!(
+            rewards_at(&sorted, 100, &[0.0, 10.0, 11.0, 70.0, 71.0, 100.0]),
+            vec![1, 1, 2, 2, 3, 3]
+        );
     }
 
     #[test]
     fn percentiles_are_checked() {
         assert!(check_percentiles(&[10.0, 50.0, 90.0]).is_ok());
-        assert_eq!(check_percentiles(&[101.0]).unwrap_err().message, "invalid reward percentile: 101.000000");
-        assert!(check_percentiles(&[50.0, 10.0]).unwrap_err().message.starts_with("invalid reward percentile: #0"));
+        assert_eq!(
+            check_percentiles(&[101.0]).unwrap_err().message,
+            "invalid reward percentile: 101.000000"
+        );
+        assert!(
+            check_percentiles(&[50.0, 10.0])
+                .unwrap_err()
+                .message
+                .starts_with("invalid reward percentile: #0")
+        );
     }
 }

@@ -27,7 +27,11 @@ pub(crate) fn new_id() -> String {
 enum Collected {
     Blocks(Vec<B256>),
     PendingTransactions(Vec<B256>),
-    Logs { criteria: FilterCriteria, matcher: LogMatcher, logs: Vec<RpcLog> },
+    Logs {
+        criteria: FilterCriteria,
+        matcher: LogMatcher,
+        logs: Vec<RpcLog>,
+    },
 }
 
 impl Collected {
@@ -54,7 +58,8 @@ impl InstalledFilter {
             self.skip_through = None;
             return false;
         }
-        self.skip_through.is_some_and(|head| event.block.block.number() <= head)
+        self.skip_through
+            .is_some_and(|head| event.block.block.number() <= head)
     }
 }
 
@@ -87,16 +92,31 @@ fn filter_not_found() -> CallError {
 
 impl FilterManager {
     pub(crate) fn new(timeout: Duration, max_filters: usize, max_backlog: usize) -> Self {
-        Self { filters: Mutex::new(HashMap::new()), timeout, max_filters, max_backlog }
+        Self {
+            filters: Mutex::new(HashMap::new()),
+            timeout,
+            max_filters,
+            max_backlog,
+        }
     }
 
     fn install(&self, collected: Collected, head: u64) -> CallResult<String> {
         let mut filters = self.filters.lock();
         if filters.len() >= self.max_filters {
-            return Err(CallError::limit(format!("too many filters installed (limit {})", self.max_filters)));
+            return Err(CallError::limit(format!(
+                "too many filters installed (limit {})",
+                self.max_filters
+            )));
         }
         let id = new_id();
-        filters.insert(id.clone(), InstalledFilter { collected, last_poll: Instant::now(), skip_through: Some(head) });
+        filters.insert(
+            id.clone(),
+            InstalledFilter {
+                collected,
+                last_poll: Instant::now(),
+                skip_through: Some(head),
+            },
+        );
         Ok(id)
     }
 
@@ -111,8 +131,20 @@ impl FilterManager {
     }
 
     /// `eth_newFilter`.
-    pub(crate) fn new_log_filter(&self, criteria: FilterCriteria, matcher: LogMatcher, head: u64) -> CallResult<String> {
-        self.install(Collected::Logs { criteria, matcher, logs: Vec::new() }, head)
+    pub(crate) fn new_log_filter(
+        &self,
+        criteria: FilterCriteria,
+        matcher: LogMatcher,
+        head: u64,
+    ) -> CallResult<String> {
+        self.install(
+            Collected::Logs {
+                criteria,
+                matcher,
+                logs: Vec::new(),
+            },
+            head,
+        )
     }
 
     /// `eth_uninstallFilter`.
@@ -126,7 +158,9 @@ impl FilterManager {
         let filter = filters.get_mut(id).ok_or_else(filter_not_found)?;
         filter.last_poll = Instant::now();
         Ok(match &mut filter.collected {
-            Collected::Blocks(h) | Collected::PendingTransactions(h) => FilterChanges::Hashes(std::mem::take(h)),
+            Collected::Blocks(h) | Collected::PendingTransactions(h) => {
+                FilterChanges::Hashes(std::mem::take(h))
+            }
             Collected::Logs { logs, .. } => FilterChanges::Logs(std::mem::take(logs)),
         })
     }
@@ -144,7 +178,9 @@ impl FilterManager {
 
     /// Removes filters not polled within the timeout.
     pub(crate) fn expire(&self, now: Instant) {
-        self.filters.lock().retain(|_, f| now.duration_since(f.last_poll) < self.timeout);
+        self.filters
+            .lock()
+            .retain(|_, f| now.duration_since(f.last_poll) < self.timeout);
     }
 
     /// Records a head event in every block and log filter.

@@ -27,7 +27,8 @@ pub mod server;
 mod wire;
 
 pub use api::{
-    ApiError, ChainApi, Health, HeadEvent, IndexedBlock, PoolContent, PoolRejection, PoolTransaction, SyncStatus,
+    ApiError, ChainApi, HeadEvent, Health, IndexedBlock, PoolContent, PoolRejection,
+    PoolTransaction, SyncStatus,
 };
 pub use config::{MetricsRenderer, RpcConfig};
 pub use error::RpcError;

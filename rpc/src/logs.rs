@@ -35,7 +35,10 @@ impl LogMatcher {
                 config.logs_max_addresses
             )));
         }
-        Ok(Self { addresses: criteria.addresses.clone(), topics: criteria.topics.clone() })
+        Ok(Self {
+            addresses: criteria.addresses.clone(),
+            topics: criteria.topics.clone(),
+        })
     }
 
     /// Whether `log` matches (geth's `filterLogs`: a filter with more topic positions than the
@@ -48,18 +51,27 @@ impl LogMatcher {
         if self.topics.len() > topics.len() {
             return false;
         }
-        self.topics.iter().zip(topics).all(|(wanted, topic)| wanted.is_empty() || wanted.contains(topic))
+        self.topics
+            .iter()
+            .zip(topics)
+            .all(|(wanted, topic)| wanted.is_empty() || wanted.contains(topic))
     }
 
     /// Whether a block with this bloom may hold a matching log.
     pub(crate) fn may_match(&self, bloom: &Bloom) -> bool {
         if !self.addresses.is_empty()
-            && !self.addresses.iter().any(|a| bloom.contains_input(BloomInput::Raw(a.as_slice())))
+            && !self
+                .addresses
+                .iter()
+                .any(|a| bloom.contains_input(BloomInput::Raw(a.as_slice())))
         {
             return false;
         }
         self.topics.iter().all(|set| {
-            set.is_empty() || set.iter().any(|t| bloom.contains_input(BloomInput::Raw(t.as_slice())))
+            set.is_empty()
+                || set
+                    .iter()
+                    .any(|t| bloom.contains_input(BloomInput::Raw(t.as_slice())))
         })
     }
 
@@ -108,7 +120,9 @@ pub(crate) fn resolve_range<A: ChainApi>(
     let to = tag_number(api, to_tag);
     if from > head {
         if matches!(to_tag, BlockTag::Number(_)) {
-            return Err(CallError::invalid_params("block range extends beyond current head block"));
+            return Err(CallError::invalid_params(
+                "block range extends beyond current head block",
+            ));
         }
         return Err(CallError::invalid_params("invalid block range params"));
     }
@@ -116,10 +130,15 @@ pub(crate) fn resolve_range<A: ChainApi>(
         return Err(CallError::invalid_params("invalid block range params"));
     }
     if to > head {
-        return Err(CallError::invalid_params("block range extends beyond current head block"));
+        return Err(CallError::invalid_params(
+            "block range extends beyond current head block",
+        ));
     }
     if to - from >= config.logs_max_block_range {
-        return Err(CallError::limit(format!("exceed maximum block range: {}", config.logs_max_block_range)));
+        return Err(CallError::limit(format!(
+            "exceed maximum block range: {}",
+            config.logs_max_block_range
+        )));
     }
     Ok((from, to))
 }
@@ -132,23 +151,39 @@ fn too_many_results(config: &RpcConfig, from: u64, to: u64) -> CallError {
 }
 
 /// `eth_getLogs`: the logs matching `criteria`.
-pub(crate) fn get_logs<A: ChainApi>(api: &A, criteria: &FilterCriteria, config: &RpcConfig) -> CallResult<Vec<RpcLog>> {
+pub(crate) fn get_logs<A: ChainApi>(
+    api: &A,
+    criteria: &FilterCriteria,
+    config: &RpcConfig,
+) -> CallResult<Vec<RpcLog>> {
     let matcher = LogMatcher::new(criteria, config)?;
     let mut out = Vec::new();
     if let Some(hash) = criteria.block_hash {
-        let block = api.block_by_hash(hash)?.ok_or_else(|| CallError::server("unknown block"))?;
+        let block = api
+            .block_by_hash(hash)?
+            .ok_or_else(|| CallError::server("unknown block"))?;
         collect_block(api, &matcher, &block, &mut out)?;
         if out.len() > config.logs_max_results {
-            return Err(too_many_results(config, block.block.number(), block.block.number()));
+            return Err(too_many_results(
+                config,
+                block.block.number(),
+                block.block.number(),
+            ));
         }
         return Ok(out);
     }
     let (from, to) = resolve_range(api, criteria, config)?;
     for number in from..=to {
-        let Some(block) = api.block_by_number(number)? else { continue };
+        let Some(block) = api.block_by_number(number)? else {
+            continue;
+        };
         collect_block(api, &matcher, &block, &mut out)?;
         if out.len() > config.logs_max_results {
-            return Err(too_many_results(config, from, number.saturating_sub(1).max(from)));
+            return Err(too_many_results(
+                config,
+                from,
+                number.saturating_sub(1).max(from),
+            ));
         }
     }
     Ok(out)
@@ -177,14 +212,20 @@ mod tests {
     fn log(address: u8, topics: &[u8]) -> Log {
         Log {
             address: Address::repeat_byte(address),
-            data: LogData::new_unchecked(topics.iter().map(|t| B256::repeat_byte(*t)).collect(), Bytes::new()),
+            data: LogData::new_unchecked(
+                topics.iter().map(|t| B256::repeat_byte(*t)).collect(),
+                Bytes::new(),
+            ),
         }
     }
 
     fn matcher(addresses: &[u8], topics: Vec<Vec<u8>>) -> LogMatcher {
         let criteria = FilterCriteria {
             addresses: addresses.iter().map(|a| Address::repeat_byte(*a)).collect(),
-            topics: topics.into_iter().map(|set| set.into_iter().map(B256::repeat_byte).collect()).collect(),
+            topics: topics
+                .into_iter()
+                .map(|set| set.into_iter().map(B256::repeat_byte).collect())
+                .collect(),
             ..Default::default()
         };
         LogMatcher::new(&criteria, &RpcConfig::default()).unwrap()
@@ -199,7 +240,10 @@ mod tests {
         assert!(matcher(&[], vec![vec![10]]).matches(&l));
         assert!(matcher(&[], vec![vec![], vec![20, 30]]).matches(&l));
         assert!(!matcher(&[], vec![vec![], vec![30]]).matches(&l));
-        assert!(!matcher(&[], vec![vec![], vec![], vec![]]).matches(&l), "more positions than topics");
+        assert!(
+            !matcher(&[], vec![vec![], vec![], vec![]]).matches(&l),
+            "more positions than topics"
+        );
     }
 
     #[test]
@@ -214,7 +258,15 @@ mod tests {
 
     #[test]
     fn topic_limit() {
-        let criteria = FilterCriteria { topics: vec![vec![]; 5], ..Default::default() };
-        assert_eq!(LogMatcher::new(&criteria, &RpcConfig::default()).unwrap_err().message, "exceed max topics");
+        let criteria = FilterCriteria {
+            topics: vec![vec![]; 5],
+            ..Default::default()
+        };
+        assert_eq!(
+            LogMatcher::new(&criteria, &RpcConfig::default())
+                .unwrap_err()
+                .message,
+            "exceed max topics"
+        );
     }
 }

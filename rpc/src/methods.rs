@@ -5,7 +5,8 @@
 
 use crate::{
     api::{ChainApi, IndexedBlock, PoolTransaction},
-    call, config::RpcConfig,
+    call,
+    config::RpcConfig,
     convert::{self, first_log_indexes},
     error::{CallError, CallResult, RpcError},
     fees,
@@ -57,11 +58,13 @@ pub(crate) fn run_handler<A: ChainApi>(
 pub(crate) fn record_call(method: &'static str, started: Instant, ok: bool) {
     let status = if ok { "ok" } else { "error" };
     metrics::counter!("rpc_requests_total", "method" => method, "status" => status).increment(1);
-    metrics::histogram!("rpc_request_duration_seconds", "method" => method).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("rpc_request_duration_seconds", "method" => method)
+        .record(started.elapsed().as_secs_f64());
 }
 
 fn to_json<T: serde::Serialize>(value: T) -> CallResult<Value> {
-    serde_json::to_value(value).map_err(|e| CallError::internal(format!("serialization failed: {e}")))
+    serde_json::to_value(value)
+        .map_err(|e| CallError::internal(format!("serialization failed: {e}")))
 }
 
 fn hex_u64(n: u64) -> Value {
@@ -71,7 +74,8 @@ fn hex_u64(n: u64) -> Value {
 /// The RPC module with every method registered.
 pub(crate) fn build_module<A: ChainApi>(ctx: Arc<Ctx<A>>) -> Result<RpcModule<Ctx<A>>, RpcError> {
     let mut module = RpcModule::from_arc(ctx);
-    let registration = |e: jsonrpsee::core::RegisterMethodError| RpcError::Registration(e.to_string());
+    let registration =
+        |e: jsonrpsee::core::RegisterMethodError| RpcError::Registration(e.to_string());
 
     // Answered from memory: run on the connection's task.
     let inline: &[(&'static str, Handler<A>)] = &[
@@ -87,14 +91,19 @@ pub(crate) fn build_module<A: ChainApi>(ctx: Arc<Ctx<A>>) -> Result<RpcModule<Ct
         ("web3_clientVersion", client_version::<A>),
         ("web3_sha3", sha3::<A>),
         ("eth_newBlockFilter", new_block_filter::<A>),
-        ("eth_newPendingTransactionFilter", new_pending_transaction_filter::<A>),
+        (
+            "eth_newPendingTransactionFilter",
+            new_pending_transaction_filter::<A>,
+        ),
         ("eth_getFilterChanges", get_filter_changes::<A>),
         ("eth_uninstallFilter", uninstall_filter::<A>),
         ("txpool_status", txpool_status::<A>),
     ];
     for &(name, handler) in inline {
         module
-            .register_method(name, move |params, ctx, _| run_handler(ctx, name, params.as_str(), handler))
+            .register_method(name, move |params, ctx, _| {
+                run_handler(ctx, name, params.as_str(), handler)
+            })
             .map_err(registration)?;
     }
 
@@ -107,16 +116,31 @@ pub(crate) fn build_module<A: ChainApi>(ctx: Arc<Ctx<A>>) -> Result<RpcModule<Ct
         ("eth_sendRawTransaction", send_raw_transaction::<A>),
         ("eth_getBlockByNumber", get_block_by_number::<A>),
         ("eth_getBlockByHash", get_block_by_hash::<A>),
-        ("eth_getBlockTransactionCountByNumber", block_tx_count_by_number::<A>),
-        ("eth_getBlockTransactionCountByHash", block_tx_count_by_hash::<A>),
+        (
+            "eth_getBlockTransactionCountByNumber",
+            block_tx_count_by_number::<A>,
+        ),
+        (
+            "eth_getBlockTransactionCountByHash",
+            block_tx_count_by_hash::<A>,
+        ),
         ("eth_getUncleCountByBlockNumber", uncle_count_by_number::<A>),
         ("eth_getUncleCountByBlockHash", uncle_count_by_hash::<A>),
         ("eth_getUncleByBlockNumberAndIndex", uncle_by_number::<A>),
         ("eth_getUncleByBlockHashAndIndex", uncle_by_hash::<A>),
         ("eth_getTransactionByHash", get_transaction_by_hash::<A>),
-        ("eth_getRawTransactionByHash", get_raw_transaction_by_hash::<A>),
-        ("eth_getTransactionByBlockNumberAndIndex", tx_by_number_and_index::<A>),
-        ("eth_getTransactionByBlockHashAndIndex", tx_by_hash_and_index::<A>),
+        (
+            "eth_getRawTransactionByHash",
+            get_raw_transaction_by_hash::<A>,
+        ),
+        (
+            "eth_getTransactionByBlockNumberAndIndex",
+            tx_by_number_and_index::<A>,
+        ),
+        (
+            "eth_getTransactionByBlockHashAndIndex",
+            tx_by_hash_and_index::<A>,
+        ),
         ("eth_getTransactionReceipt", get_transaction_receipt::<A>),
         ("eth_getBlockReceipts", get_block_receipts::<A>),
         ("eth_getLogs", get_logs::<A>),
@@ -129,7 +153,9 @@ pub(crate) fn build_module<A: ChainApi>(ctx: Arc<Ctx<A>>) -> Result<RpcModule<Ct
     ];
     for &(name, handler) in blocking {
         module
-            .register_blocking_method(name, move |params, ctx, _| run_handler(&ctx, name, params.as_str(), handler))
+            .register_blocking_method(name, move |params, ctx, _| {
+                run_handler(&ctx, name, params.as_str(), handler)
+            })
             .map_err(registration)?;
     }
 
@@ -216,7 +242,11 @@ fn account_of<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<(Add
 
 fn get_balance<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
     let (address, state) = account_of(ctx, p)?;
-    let balance = state.account(&address).map_err(state_error)?.map(|a| a.balance).unwrap_or_default();
+    let balance = state
+        .account(&address)
+        .map_err(state_error)?
+        .map(|a| a.balance)
+        .unwrap_or_default();
     to_json(balance)
 }
 
@@ -224,7 +254,11 @@ fn get_transaction_count<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> Call
     let Addr(address) = p.required()?;
     let block: BlockId = p.optional()?.unwrap_or_default();
     let state = ctx.state(block)?;
-    let nonce = state.account(&address).map_err(state_error)?.map(|a| a.nonce).unwrap_or_default();
+    let nonce = state
+        .account(&address)
+        .map_err(state_error)?
+        .map(|a| a.nonce)
+        .unwrap_or_default();
     if block == BlockId::Tag(BlockTag::Pending) {
         let pending = ctx.api.pending_nonce(address).unwrap_or(nonce).max(nonce);
         return Ok(hex_u64(pending));
@@ -236,7 +270,10 @@ fn get_code<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value>
     let (address, state) = account_of(ctx, p)?;
     let code = match state.account(&address).map_err(state_error)? {
         Some(account) if account.code_hash != KECCAK_EMPTY && account.code_hash != B256::ZERO => {
-            state.code(&account.code_hash).map_err(state_error)?.unwrap_or_default()
+            state
+                .code(&account.code_hash)
+                .map_err(state_error)?
+                .unwrap_or_default()
         }
         _ => Default::default(),
     };
@@ -255,7 +292,10 @@ fn get_storage_at<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<
 fn send_raw_transaction<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
     let Data(raw) = p.required()?;
     // The pool's code and message are geth's already: pass them through unchanged.
-    let hash = ctx.api.send_raw_transaction(raw).map_err(|r| CallError::new(r.code, r.message))?;
+    let hash = ctx
+        .api
+        .send_raw_transaction(raw)
+        .map_err(|r| CallError::new(r.code, r.message))?;
     to_json(hash)
 }
 
@@ -282,7 +322,9 @@ fn get_block_by_hash<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResu
 }
 
 fn tx_count(block: Option<Arc<IndexedBlock>>) -> Value {
-    block.map_or(Value::Null, |b| hex_u64(b.block.block().transactions.len() as u64))
+    block.map_or(Value::Null, |b| {
+        hex_u64(b.block.block().transactions.len() as u64)
+    })
 }
 
 fn block_tx_count_by_number<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
@@ -297,12 +339,17 @@ fn block_tx_count_by_hash<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> Cal
 
 fn uncle_count_by_number<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
     let tag: BlockTag = p.required()?;
-    Ok(ctx.block(BlockId::Tag(tag))?.map_or(Value::Null, |_| hex_u64(0)))
+    Ok(ctx
+        .block(BlockId::Tag(tag))?
+        .map_or(Value::Null, |_| hex_u64(0)))
 }
 
 fn uncle_count_by_hash<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
     let Hash(hash) = p.required()?;
-    Ok(ctx.api.block_by_hash(hash)?.map_or(Value::Null, |_| hex_u64(0)))
+    Ok(ctx
+        .api
+        .block_by_hash(hash)?
+        .map_or(Value::Null, |_| hex_u64(0)))
 }
 
 fn uncle_by_number<A: ChainApi>(_: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
@@ -319,8 +366,14 @@ fn uncle_by_hash<A: ChainApi>(_: &Ctx<A>, p: &mut ParamReader) -> CallResult<Val
 
 /// A mined transaction: its block and index.
 fn mined<A: ChainApi>(ctx: &Ctx<A>, hash: B256) -> CallResult<Option<(Arc<IndexedBlock>, usize)>> {
-    let Some((number, index)) = ctx.api.transaction_location(hash)? else { return Ok(None) };
-    Ok(ctx.api.block_by_number(number)?.filter(|b| b.tx_hashes.get(index) == Some(&hash)).map(|b| (b, index)))
+    let Some((number, index)) = ctx.api.transaction_location(hash)? else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .api
+        .block_by_number(number)?
+        .filter(|b| b.tx_hashes.get(index) == Some(&hash))
+        .map(|b| (b, index)))
 }
 
 fn get_transaction_by_hash<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
@@ -334,7 +387,10 @@ fn get_transaction_by_hash<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> Ca
     }
 }
 
-fn get_raw_transaction_by_hash<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
+fn get_raw_transaction_by_hash<A: ChainApi>(
+    ctx: &Ctx<A>,
+    p: &mut ParamReader,
+) -> CallResult<Value> {
     let Hash(hash) = p.required()?;
     let tx = match mined(ctx, hash)? {
         Some((block, index)) => block.block.block().transactions.get(index).cloned(),
@@ -347,7 +403,11 @@ fn get_raw_transaction_by_hash<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -
 }
 
 fn tx_at(block: Option<Arc<IndexedBlock>>, index: u64) -> CallResult<Value> {
-    let tx = block.and_then(|b| usize::try_from(index).ok().and_then(|i| convert::block_transaction(&b, i)));
+    let tx = block.and_then(|b| {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| convert::block_transaction(&b, i))
+    });
     to_json(tx)
 }
 
@@ -365,16 +425,27 @@ fn tx_by_hash_and_index<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallR
 
 fn get_transaction_receipt<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
     let Hash(hash) = p.required()?;
-    let Some((block, index)) = mined(ctx, hash)? else { return Ok(Value::Null) };
-    let Some(receipts) = ctx.api.receipts(block.block.number())? else { return Ok(Value::Null) };
-    let first = first_log_indexes(&receipts).get(index).copied().unwrap_or_default();
+    let Some((block, index)) = mined(ctx, hash)? else {
+        return Ok(Value::Null);
+    };
+    let Some(receipts) = ctx.api.receipts(block.block.number())? else {
+        return Ok(Value::Null);
+    };
+    let first = first_log_indexes(&receipts)
+        .get(index)
+        .copied()
+        .unwrap_or_default();
     to_json(convert::rpc_receipt(&block, &receipts, index, first))
 }
 
 fn get_block_receipts<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
     let id: BlockId = p.required()?;
-    let Some(block) = ctx.block(id)? else { return Ok(Value::Null) };
-    let Some(receipts) = ctx.api.receipts(block.block.number())? else { return Ok(Value::Null) };
+    let Some(block) = ctx.block(id)? else {
+        return Ok(Value::Null);
+    };
+    let Some(receipts) = ctx.api.receipts(block.block.number())? else {
+        return Ok(Value::Null);
+    };
     to_json(convert::rpc_receipts(&block, &receipts))
 }
 
@@ -386,16 +457,26 @@ fn get_logs<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value>
 fn new_filter<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
     let criteria: FilterCriteria = p.required()?;
     let matcher = LogMatcher::new(&criteria, &ctx.config)?;
-    let id = ctx.filters.new_log_filter(criteria, matcher, ctx.api.head_number())?;
+    let id = ctx
+        .filters
+        .new_log_filter(criteria, matcher, ctx.api.head_number())?;
     Ok(Value::String(id))
 }
 
 fn new_block_filter<A: ChainApi>(ctx: &Ctx<A>, _: &mut ParamReader) -> CallResult<Value> {
-    Ok(Value::String(ctx.filters.new_block_filter(ctx.api.head_number())?))
+    Ok(Value::String(
+        ctx.filters.new_block_filter(ctx.api.head_number())?,
+    ))
 }
 
-fn new_pending_transaction_filter<A: ChainApi>(ctx: &Ctx<A>, _: &mut ParamReader) -> CallResult<Value> {
-    Ok(Value::String(ctx.filters.new_pending_transaction_filter(ctx.api.head_number())?))
+fn new_pending_transaction_filter<A: ChainApi>(
+    ctx: &Ctx<A>,
+    _: &mut ParamReader,
+) -> CallResult<Value> {
+    Ok(Value::String(
+        ctx.filters
+            .new_pending_transaction_filter(ctx.api.head_number())?,
+    ))
 }
 
 fn get_filter_changes<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
@@ -426,7 +507,10 @@ fn pool_section(section: &BTreeMap<Address, BTreeMap<u64, PoolTransaction>>) -> 
         .iter()
         .map(|(sender, txs)| {
             // geth keys senders by checksummed address and nonces by decimal string.
-            let txs = txs.iter().map(|(nonce, tx)| (nonce.to_string(), convert::pending_transaction(tx))).collect();
+            let txs = txs
+                .iter()
+                .map(|(nonce, tx)| (nonce.to_string(), convert::pending_transaction(tx)))
+                .collect();
             (sender.to_checksum(None), txs)
         })
         .collect()
@@ -442,5 +526,9 @@ fn txpool_content<A: ChainApi>(ctx: &Ctx<A>, _: &mut ParamReader) -> CallResult<
 
 /// The balance of `address` in `state` (zero for a missing account).
 pub(crate) fn balance_of<S: StateReader>(state: &S, address: &Address) -> CallResult<U256> {
-    Ok(state.account(address).map_err(state_error)?.map(|a| a.balance).unwrap_or_default())
+    Ok(state
+        .account(address)
+        .map_err(state_error)?
+        .map(|a| a.balance)
+        .unwrap_or_default())
 }

@@ -28,7 +28,10 @@ use jsonrpsee::{
     types::{ErrorObjectOwned, SubscriptionId},
 };
 use serde::Serialize;
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 /// Subscription ids in geth's format ("0x" and 32 hex digits).
@@ -56,7 +59,9 @@ fn parse_kind<A: ChainApi>(ctx: &Ctx<A>, raw: Option<&str>) -> CallResult<Kind> 
             let criteria: FilterCriteria = p.optional()?.unwrap_or_default();
             Kind::Logs(LogMatcher::new(&criteria, &ctx.config)?)
         }
-        "newPendingTransactions" => Kind::PendingTransactions { full: p.optional::<bool>()?.unwrap_or(false) },
+        "newPendingTransactions" => Kind::PendingTransactions {
+            full: p.optional::<bool>()?.unwrap_or(false),
+        },
         other => {
             return Err(CallError::new(
                 code::METHOD_NOT_FOUND,
@@ -69,7 +74,9 @@ fn parse_kind<A: ChainApi>(ctx: &Ctx<A>, raw: Option<&str>) -> CallResult<Kind> 
 }
 
 /// Registers `eth_subscribe`, its notifications `eth_subscription`, and `eth_unsubscribe`.
-pub(crate) fn register<A: ChainApi>(module: &mut RpcModule<Ctx<A>>) -> Result<(), RegisterMethodError> {
+pub(crate) fn register<A: ChainApi>(
+    module: &mut RpcModule<Ctx<A>>,
+) -> Result<(), RegisterMethodError> {
     module.register_subscription(
         "eth_subscribe",
         "eth_subscription",
@@ -91,7 +98,9 @@ pub(crate) fn register<A: ChainApi>(module: &mut RpcModule<Ctx<A>>) -> Result<()
             match kind {
                 Kind::NewHeads | Kind::Logs(_) => {
                     let heads = ctx.api.subscribe_heads();
-                    let Ok(sink) = pending.accept().await else { return SubscriptionCloseResponse::None };
+                    let Ok(sink) = pending.accept().await else {
+                        return SubscriptionCloseResponse::None;
+                    };
                     let matcher = match kind {
                         Kind::Logs(matcher) => Some(matcher),
                         _ => None,
@@ -100,7 +109,9 @@ pub(crate) fn register<A: ChainApi>(module: &mut RpcModule<Ctx<A>>) -> Result<()
                 }
                 Kind::PendingTransactions { full } => {
                     let hashes = ctx.api.subscribe_pending_transactions();
-                    let Ok(sink) = pending.accept().await else { return SubscriptionCloseResponse::None };
+                    let Ok(sink) = pending.accept().await else {
+                        return SubscriptionCloseResponse::None;
+                    };
                     forward_pending(&ctx, sink, hashes, full, timeout).await
                 }
             }
@@ -140,10 +151,15 @@ impl End {
 
 fn dropped(kind: &'static str, reason: &'static str) {
     tracing::debug!(target: "rpc", kind, reason, "slow subscriber dropped");
-    metrics::counter!("rpc_subscriptions_dropped_total", "kind" => kind, "reason" => reason).increment(1);
+    metrics::counter!("rpc_subscriptions_dropped_total", "kind" => kind, "reason" => reason)
+        .increment(1);
 }
 
-async fn send<T: Serialize>(sink: &SubscriptionSink, item: &T, timeout: Duration) -> Result<(), End> {
+async fn send<T: Serialize>(
+    sink: &SubscriptionSink,
+    item: &T,
+    timeout: Duration,
+) -> Result<(), End> {
     let raw = serde_json::value::to_raw_value(item).map_err(|_| End::Closed)?;
     match sink.send_timeout(raw, timeout).await {
         Ok(()) => Ok(()),
@@ -169,7 +185,11 @@ async fn forward_heads(
     matcher: Option<LogMatcher>,
     timeout: Duration,
 ) -> SubscriptionCloseResponse {
-    let kind = if matcher.is_some() { "logs" } else { "newHeads" };
+    let kind = if matcher.is_some() {
+        "logs"
+    } else {
+        "newHeads"
+    };
     let Err(end) = pump_heads(&sink, &mut heads, matcher.as_ref(), timeout).await;
     end.into_response(kind)
 }

@@ -15,8 +15,8 @@ use jsonrpsee::{
     Methods,
     core::BoxError,
     server::{
-        BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, Server, ServerConfig, ServerHandle,
-        middleware::http::HostFilterLayer,
+        BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, Server, ServerConfig,
+        ServerHandle, middleware::http::HostFilterLayer,
     },
 };
 use std::{
@@ -75,9 +75,15 @@ impl Drop for RpcHandle {
 /// method, and spawns the filter feed.
 pub async fn start<A: ChainApi>(config: RpcConfig, api: Arc<A>) -> Result<RpcHandle, RpcError> {
     if config.max_concurrent_calls == 0 {
-        return Err(RpcError::InvalidConfig("max_concurrent_calls must be at least 1".into()));
+        return Err(RpcError::InvalidConfig(
+            "max_concurrent_calls must be at least 1".into(),
+        ));
     }
-    let filters = Arc::new(FilterManager::new(config.filter_timeout, config.max_filters, config.max_filter_backlog));
+    let filters = Arc::new(FilterManager::new(
+        config.filter_timeout,
+        config.max_filters,
+        config.max_filter_backlog,
+    ));
     let ctx = Arc::new(Ctx {
         api: api.clone(),
         filters: filters.clone(),
@@ -96,7 +102,8 @@ pub async fn start<A: ChainApi>(config: RpcConfig, api: Arc<A>) -> Result<RpcHan
     });
 
     let mut servers = Vec::new();
-    let (http_addr, handle) = listen(&config, config.http_addr, probes.clone(), methods.clone()).await?;
+    let (http_addr, handle) =
+        listen(&config, config.http_addr, probes.clone(), methods.clone()).await?;
     servers.push(handle);
     let ws_addr = match config.ws_addr {
         Some(addr) => {
@@ -108,7 +115,12 @@ pub async fn start<A: ChainApi>(config: RpcConfig, api: Arc<A>) -> Result<RpcHan
     };
     tokio::spawn(run_filter_feed(api, filters, shutdown_rx));
     tracing::info!(target: "rpc", %http_addr, ?ws_addr, "JSON-RPC server listening (HTTP and WebSocket)");
-    Ok(RpcHandle { http_addr, ws_addr, servers, shutdown })
+    Ok(RpcHandle {
+        http_addr,
+        ws_addr,
+        servers,
+        shutdown,
+    })
 }
 
 async fn listen(
@@ -136,7 +148,9 @@ async fn listen(
         .build(addr)
         .await
         .map_err(|source| RpcError::Bind { addr, source })?;
-    let bound = server.local_addr().map_err(|source| RpcError::Bind { addr, source })?;
+    let bound = server
+        .local_addr()
+        .map_err(|source| RpcError::Bind { addr, source })?;
     Ok((bound, server.start(methods)))
 }
 
@@ -163,11 +177,17 @@ fn host_filter(hosts: &[String]) -> Result<HostFilterLayer, RpcError> {
         .iter()
         .map(|h| {
             let after_brackets = h.rsplit(']').next().unwrap_or(h);
-            if after_brackets.contains(':') { h.clone() } else { format!("{h}:*") }
+            if after_brackets.contains(':') {
+                h.clone()
+            } else {
+                format!("{h}:*")
+            }
         })
         .collect();
-    HostFilterLayer::new(patterns.iter().map(String::as_str))
-        .map_err(|e| RpcError::InvalidHost { host: hosts.join(","), reason: e.to_string() })
+    HostFilterLayer::new(patterns.iter().map(String::as_str)).map_err(|e| RpcError::InvalidHost {
+        host: hosts.join(","),
+        reason: e.to_string(),
+    })
 }
 
 /// What `GET /health` and `GET /metrics` read.
@@ -206,7 +226,10 @@ impl<S> Layer<S> for ProbeLayer {
     type Service = Probes<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Probes { inner, state: self.0.clone() }
+        Probes {
+            inner,
+            state: self.0.clone(),
+        }
     }
 }
 
@@ -221,7 +244,9 @@ struct Probes<S> {
 fn response(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
     let mut response = HttpResponse::new(HttpBody::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -233,7 +258,11 @@ impl ProbeState {
             "ageMs": health.head_age_ms,
             "healthy": health.healthy,
         });
-        let status = if health.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if health.healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         response(status, "application/json", body.to_string())
     }
 
@@ -244,7 +273,11 @@ impl ProbeState {
                 metrics::gauge!("rpc_filters_installed").set(self.filters.len() as f64);
                 response(StatusCode::OK, "text/plain; version=0.0.4", render())
             }
-            None => response(StatusCode::NOT_FOUND, "text/plain", "metrics are not enabled\n".to_owned()),
+            None => response(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "metrics are not enabled\n".to_owned(),
+            ),
         }
     }
 }
@@ -291,7 +324,11 @@ where
                     "message": format!("too many connections (limit {max_connections}), try again later"),
                 },
             });
-            Ok(response(StatusCode::TOO_MANY_REQUESTS, "application/json", body.to_string()))
+            Ok(response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "application/json",
+                body.to_string(),
+            ))
         })
     }
 }

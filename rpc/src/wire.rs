@@ -26,7 +26,9 @@ fn strip_prefix(s: &str) -> Result<&str, &'static str> {
     if s.is_empty() {
         return Err(hexerr::EMPTY_STRING);
     }
-    s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).ok_or(hexerr::MISSING_PREFIX)
+    s.strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .ok_or(hexerr::MISSING_PREFIX)
 }
 
 /// The digits of a hex quantity after geth's checks (prefix, non-empty, no leading zero).
@@ -68,14 +70,20 @@ pub(crate) fn parse_bytes(s: &str) -> Result<Bytes, &'static str> {
     if digits.len() % 2 == 1 {
         return Err(hexerr::ODD_LENGTH);
     }
-    hex::decode(digits).map(Bytes::from).map_err(|_| hexerr::SYNTAX)
+    hex::decode(digits)
+        .map(Bytes::from)
+        .map_err(|_| hexerr::SYNTAX)
 }
 
 /// Parses fixed-size hex (addresses, hashes) with geth's length message.
 fn parse_fixed<const N: usize>(s: &str, type_name: &str) -> Result<[u8; N], String> {
     let digits = strip_prefix(s).map_err(str::to_owned)?;
     if digits.len() != N * 2 {
-        return Err(format!("hex string has length {}, want {} for {type_name}", digits.len(), N * 2));
+        return Err(format!(
+            "hex string has length {}, want {} for {type_name}",
+            digits.len(),
+            N * 2
+        ));
     }
     let mut out = [0u8; N];
     hex::decode_to_slice(digits, &mut out).map_err(|_| hexerr::SYNTAX.to_owned())?;
@@ -84,7 +92,10 @@ fn parse_fixed<const N: usize>(s: &str, type_name: &str) -> Result<[u8; N], Stri
 
 fn expect_str<'a>(value: &'a Value, go_type: &str) -> Result<&'a str, String> {
     value.as_str().ok_or_else(|| {
-        format!("json: cannot unmarshal {} into Go value of type {go_type}", json_kind(value))
+        format!(
+            "json: cannot unmarshal {} into Go value of type {go_type}",
+            json_kind(value)
+        )
     })
 }
 
@@ -146,12 +157,20 @@ impl<'de> Deserialize<'de> for HexOrDecimal {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(deserializer)?;
         let parsed = match &v {
-            Value::Number(n) => n.as_u64().ok_or_else(|| format!("invalid unsigned 64-bit integer {n}")),
+            Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| format!("invalid unsigned 64-bit integer {n}")),
             Value::String(s) => match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-                Some(digits) => u64::from_str_radix(digits, 16).map_err(|_| format!("invalid hex or decimal integer {s:?}")),
-                None => s.parse::<u64>().map_err(|_| format!("invalid hex or decimal integer {s:?}")),
+                Some(digits) => u64::from_str_radix(digits, 16)
+                    .map_err(|_| format!("invalid hex or decimal integer {s:?}")),
+                None => s
+                    .parse::<u64>()
+                    .map_err(|_| format!("invalid hex or decimal integer {s:?}")),
             },
-            other => Err(format!("json: cannot unmarshal {} into Go value of type math.HexOrDecimal64", json_kind(other))),
+            other => Err(format!(
+                "json: cannot unmarshal {} into Go value of type math.HexOrDecimal64",
+                json_kind(other)
+            )),
         };
         parsed.map(HexOrDecimal).map_err(D::Error::custom)
     }
@@ -180,12 +199,16 @@ impl<'de> Deserialize<'de> for SlotKey {
         let s = expect_str(&v, "string").map_err(D::Error::custom)?;
         let digits = strip_prefix(s).map_err(D::Error::custom)?;
         if digits.len() > 64 {
-            return Err(D::Error::custom("hex string too long, want at most 32 bytes"));
+            return Err(D::Error::custom(
+                "hex string too long, want at most 32 bytes",
+            ));
         }
         if digits.is_empty() {
             return Ok(SlotKey(U256::ZERO));
         }
-        U256::from_str_radix(digits, 16).map(SlotKey).map_err(|_| D::Error::custom(hexerr::SYNTAX))
+        U256::from_str_radix(digits, 16)
+            .map(SlotKey)
+            .map_err(|_| D::Error::custom(hexerr::SYNTAX))
     }
 }
 
@@ -262,9 +285,14 @@ impl<'de> Deserialize<'de> for BlockId {
                 let s = s.trim();
                 if s.len() == 66 {
                     let hash = parse_fixed::<32>(s, "common.Hash").map_err(D::Error::custom)?;
-                    return Ok(BlockId::Hash { hash: B256::from(hash), require_canonical: false });
+                    return Ok(BlockId::Hash {
+                        hash: B256::from(hash),
+                        require_canonical: false,
+                    });
                 }
-                BlockTag::parse(s).map(BlockId::Tag).map_err(D::Error::custom)
+                BlockTag::parse(s)
+                    .map(BlockId::Tag)
+                    .map_err(D::Error::custom)
             }
             Value::Object(map) => {
                 let number = map.get("blockNumber").filter(|v| !v.is_null());
@@ -275,7 +303,9 @@ impl<'de> Deserialize<'de> for BlockId {
                     )),
                     (Some(n), None) => {
                         let s = expect_str(n, "rpc.BlockNumber").map_err(D::Error::custom)?;
-                        BlockTag::parse(s).map(BlockId::Tag).map_err(D::Error::custom)
+                        BlockTag::parse(s)
+                            .map(BlockId::Tag)
+                            .map_err(D::Error::custom)
                     }
                     (None, Some(h)) => {
                         let s = expect_str(h, "common.Hash").map_err(D::Error::custom)?;
@@ -287,7 +317,10 @@ impl<'de> Deserialize<'de> for BlockId {
                                 return Err(D::Error::custom("requireCanonical must be a boolean"));
                             }
                         };
-                        Ok(BlockId::Hash { hash: B256::from(hash), require_canonical })
+                        Ok(BlockId::Hash {
+                            hash: B256::from(hash),
+                            require_canonical,
+                        })
                     }
                     (None, None) => Err(D::Error::custom("invalid block number or hash")),
                 }
@@ -342,7 +375,9 @@ impl CallRequest {
 
     /// geth's checks on the fee fields.
     pub(crate) fn check_fees(&self) -> CallResult<()> {
-        if self.gas_price.is_some() && (self.max_fee_per_gas.is_some() || self.max_priority_fee_per_gas.is_some()) {
+        if self.gas_price.is_some()
+            && (self.max_fee_per_gas.is_some() || self.max_priority_fee_per_gas.is_some())
+        {
             return Err(CallError::invalid_params(
                 "both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified",
             ));
@@ -377,7 +412,9 @@ pub(crate) struct HashKey(pub(crate) B256);
 impl<'de> Deserialize<'de> for HashKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
-        parse_fixed::<32>(&s, "common.Hash").map(|h| HashKey(B256::from(h))).map_err(D::Error::custom)
+        parse_fixed::<32>(&s, "common.Hash")
+            .map(|h| HashKey(B256::from(h)))
+            .map_err(D::Error::custom)
     }
 }
 
@@ -388,7 +425,9 @@ pub(crate) struct AddrKey(pub(crate) Address);
 impl<'de> Deserialize<'de> for AddrKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
-        parse_fixed::<20>(&s, "common.Address").map(|a| AddrKey(Address::from(a))).map_err(D::Error::custom)
+        parse_fixed::<20>(&s, "common.Address")
+            .map(|a| AddrKey(Address::from(a)))
+            .map_err(D::Error::custom)
     }
 }
 
@@ -433,10 +472,17 @@ fn parse_filter(v: &Value) -> Result<FilterCriteria, String> {
             .map(|v| expect_str(v, "rpc.BlockNumber").and_then(|s| BlockTag::parse(s.trim())))
             .transpose()
     };
-    let mut criteria = FilterCriteria { from_block: tag("fromBlock")?, to_block: tag("toBlock")?, ..Default::default() };
+    let mut criteria = FilterCriteria {
+        from_block: tag("fromBlock")?,
+        to_block: tag("toBlock")?,
+        ..Default::default()
+    };
     if let Some(h) = field(map, "blockHash") {
         if criteria.from_block.is_some() || criteria.to_block.is_some() {
-            return Err("cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other".into());
+            return Err(
+                "cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other"
+                    .into(),
+            );
         }
         let s = expect_str(h, "common.Hash")?;
         criteria.block_hash = Some(B256::from(parse_fixed::<32>(s, "common.Hash")?));
@@ -444,13 +490,18 @@ fn parse_filter(v: &Value) -> Result<FilterCriteria, String> {
     match field(map, "address") {
         None => {}
         Some(Value::String(s)) => {
-            criteria.addresses.push(Address::from(parse_fixed::<20>(s, "common.Address")?));
+            criteria
+                .addresses
+                .push(Address::from(parse_fixed::<20>(s, "common.Address")?));
         }
         Some(Value::Array(list)) => {
             for (i, item) in list.iter().enumerate() {
-                let s = item.as_str().ok_or_else(|| format!("non-string address at index {i}"))?;
+                let s = item
+                    .as_str()
+                    .ok_or_else(|| format!("non-string address at index {i}"))?;
                 criteria.addresses.push(Address::from(
-                    parse_fixed::<20>(s, "common.Address").map_err(|e| format!("invalid address at index {i}: {e}"))?,
+                    parse_fixed::<20>(s, "common.Address")
+                        .map_err(|e| format!("invalid address at index {i}: {e}"))?,
                 ));
             }
         }
@@ -514,7 +565,9 @@ impl ParamReader {
         let index = self.next;
         match self.optional()? {
             Some(value) => Ok(value),
-            None => Err(CallError::invalid_params(format!("missing value for required argument {index}"))),
+            None => Err(CallError::invalid_params(format!(
+                "missing value for required argument {index}"
+            ))),
         }
     }
 
@@ -533,7 +586,10 @@ impl ParamReader {
     /// Checks that no argument is left over.
     pub(crate) fn finish(self) -> CallResult<()> {
         if self.values.len() > self.next {
-            return Err(CallError::invalid_params(format!("too many arguments, want at most {}", self.next)));
+            return Err(CallError::invalid_params(format!(
+                "too many arguments, want at most {}",
+                self.next
+            )));
         }
         Ok(())
     }
@@ -552,23 +608,51 @@ mod tests {
     fn quantities_follow_hexutil() {
         assert_eq!(arg::<Quantity>(json!("0x1f")), Ok(Quantity(31)));
         assert_eq!(arg::<Quantity>(json!("0x0")), Ok(Quantity(0)));
-        assert_eq!(arg::<Quantity>(json!("1f")).unwrap_err(), hexerr::MISSING_PREFIX);
-        assert_eq!(arg::<Quantity>(json!("0x01")).unwrap_err(), hexerr::LEADING_ZERO);
-        assert_eq!(arg::<Quantity>(json!("0x")).unwrap_err(), hexerr::EMPTY_NUMBER);
-        assert_eq!(arg::<Quantity>(json!("")).unwrap_err(), hexerr::EMPTY_STRING);
+        assert_eq!(
+            arg::<Quantity>(json!("1f")).unwrap_err(),
+            hexerr::MISSING_PREFIX
+        );
+        assert_eq!(
+            arg::<Quantity>(json!("0x01")).unwrap_err(),
+            hexerr::LEADING_ZERO
+        );
+        assert_eq!(
+            arg::<Quantity>(json!("0x")).unwrap_err(),
+            hexerr::EMPTY_NUMBER
+        );
+        assert_eq!(
+            arg::<Quantity>(json!("")).unwrap_err(),
+            hexerr::EMPTY_STRING
+        );
         assert_eq!(arg::<Quantity>(json!("0xzz")).unwrap_err(), hexerr::SYNTAX);
-        assert_eq!(arg::<Quantity>(json!("0x10000000000000000")).unwrap_err(), hexerr::UINT64_RANGE);
-        assert!(arg::<Quantity>(json!(5)).unwrap_err().contains("cannot unmarshal number"));
+        assert_eq!(
+            arg::<Quantity>(json!("0x10000000000000000")).unwrap_err(),
+            hexerr::UINT64_RANGE
+        );
+        assert!(
+            arg::<Quantity>(json!(5))
+                .unwrap_err()
+                .contains("cannot unmarshal number")
+        );
         let big = format!("0x1{}", "0".repeat(64));
-        assert_eq!(arg::<BigQuantity>(json!(big)).unwrap_err(), hexerr::BIG256_RANGE);
-        assert_eq!(arg::<BigQuantity>(json!("0xde0b6b3a7640000")), Ok(BigQuantity(U256::from(10u128.pow(18)))));
+        assert_eq!(
+            arg::<BigQuantity>(json!(big)).unwrap_err(),
+            hexerr::BIG256_RANGE
+        );
+        assert_eq!(
+            arg::<BigQuantity>(json!("0xde0b6b3a7640000")),
+            Ok(BigQuantity(U256::from(10u128.pow(18))))
+        );
     }
 
     #[test]
     fn data_and_fixed_sizes() {
         assert_eq!(arg::<Data>(json!("0x")), Ok(Data(Bytes::new())));
         assert_eq!(arg::<Data>(json!("0xabc")).unwrap_err(), hexerr::ODD_LENGTH);
-        assert_eq!(arg::<Data>(json!("abcd")).unwrap_err(), hexerr::MISSING_PREFIX);
+        assert_eq!(
+            arg::<Data>(json!("abcd")).unwrap_err(),
+            hexerr::MISSING_PREFIX
+        );
         assert_eq!(
             arg::<Addr>(json!("0x1234")).unwrap_err(),
             "hex string has length 4, want 40 for common.Address"
@@ -579,20 +663,41 @@ mod tests {
     #[test]
     fn block_ids_accept_tags_numbers_hashes_and_eip1898() {
         let hash = format!("0x{}", "11".repeat(32));
-        assert_eq!(arg::<BlockId>(json!("latest")), Ok(BlockId::Tag(BlockTag::Latest)));
-        assert_eq!(arg::<BlockId>(json!("0x10")), Ok(BlockId::Tag(BlockTag::Number(16))));
+        assert_eq!(
+            arg::<BlockId>(json!("latest")),
+            Ok(BlockId::Tag(BlockTag::Latest))
+        );
+        assert_eq!(
+            arg::<BlockId>(json!("0x10")),
+            Ok(BlockId::Tag(BlockTag::Number(16)))
+        );
         assert_eq!(
             arg::<BlockId>(json!(hash)),
-            Ok(BlockId::Hash { hash: B256::repeat_byte(0x11), require_canonical: false })
+            Ok(BlockId::Hash {
+                hash: B256::repeat_byte(0x11),
+                require_canonical: false
+            })
         );
         assert_eq!(
             arg::<BlockId>(json!({"blockHash": hash, "requireCanonical": true})),
-            Ok(BlockId::Hash { hash: B256::repeat_byte(0x11), require_canonical: true })
+            Ok(BlockId::Hash {
+                hash: B256::repeat_byte(0x11),
+                require_canonical: true
+            })
         );
-        assert_eq!(arg::<BlockId>(json!({"blockNumber": "0x2"})), Ok(BlockId::Tag(BlockTag::Number(2))));
+        assert_eq!(
+            arg::<BlockId>(json!({"blockNumber": "0x2"})),
+            Ok(BlockId::Tag(BlockTag::Number(2)))
+        );
         assert!(arg::<BlockId>(json!({"blockNumber": "0x2", "blockHash": hash})).is_err());
-        assert_eq!(arg::<BlockId>(json!("10")).unwrap_err(), hexerr::MISSING_PREFIX);
-        assert_eq!(arg::<BlockTag>(json!("0x8000000000000000")).unwrap_err(), "block number larger than int64");
+        assert_eq!(
+            arg::<BlockId>(json!("10")).unwrap_err(),
+            hexerr::MISSING_PREFIX
+        );
+        assert_eq!(
+            arg::<BlockTag>(json!("0x8000000000000000")).unwrap_err(),
+            "block number larger than int64"
+        );
     }
 
     #[test]
@@ -608,11 +713,20 @@ mod tests {
         assert_eq!(f.addresses, vec![Address::repeat_byte(0x22)]);
         assert_eq!(
             f.topics,
-            vec![vec![B256::repeat_byte(1)], vec![], vec![B256::repeat_byte(2), B256::repeat_byte(3)], vec![]]
+            vec![
+                vec![B256::repeat_byte(1)],
+                vec![],
+                vec![B256::repeat_byte(2), B256::repeat_byte(3)],
+                vec![]
+            ]
         );
         assert_eq!(f.from_block, Some(BlockTag::Number(1)));
-        let err = arg::<FilterCriteria>(json!({"blockHash": t(9), "fromBlock": "0x1"})).unwrap_err();
-        assert_eq!(err, "cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other");
+        let err =
+            arg::<FilterCriteria>(json!({"blockHash": t(9), "fromBlock": "0x1"})).unwrap_err();
+        assert_eq!(
+            err,
+            "cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other"
+        );
     }
 
     #[test]
@@ -625,11 +739,20 @@ mod tests {
         let mut p = ParamReader::new(Some(r#"["0x1", "latest", 3]"#)).unwrap();
         p.required::<Quantity>().unwrap();
         p.optional::<BlockId>().unwrap();
-        assert_eq!(p.finish().unwrap_err().message, "too many arguments, want at most 2");
+        assert_eq!(
+            p.finish().unwrap_err().message,
+            "too many arguments, want at most 2"
+        );
 
         let mut p = ParamReader::new(None).unwrap();
-        assert_eq!(p.required::<Quantity>().unwrap_err().message, "missing value for required argument 0");
-        assert_eq!(ParamReader::new(Some(r#"{"a":1}"#)).err().unwrap().message, "non-array args");
+        assert_eq!(
+            p.required::<Quantity>().unwrap_err().message,
+            "missing value for required argument 0"
+        );
+        assert_eq!(
+            ParamReader::new(Some(r#"{"a":1}"#)).err().unwrap().message,
+            "non-array args"
+        );
 
         let mut p = ParamReader::new(Some(r#"["latest", "12"]"#)).unwrap();
         p.required::<BlockTag>().unwrap();
@@ -647,6 +770,10 @@ mod tests {
         assert_eq!(r.call_data().unwrap(), Bytes::from(vec![1]));
         let r: CallRequest = arg(json!({"data": "0x03"})).unwrap();
         assert_eq!(r.call_data().unwrap(), Bytes::from(vec![3]));
-        assert!(arg::<CallRequest>(json!({"gas": "100"})).unwrap_err().contains("without 0x prefix"));
+        assert!(
+            arg::<CallRequest>(json!({"gas": "100"}))
+                .unwrap_err()
+                .contains("without 0x prefix")
+        );
     }
 }

@@ -28,20 +28,30 @@ async fn chain_identity_and_node_methods() {
     assert_eq!(h.ok("net_version", json!([])).await, json!("31337"));
     assert_eq!(h.ok("net_listening", json!([])).await, json!(true));
     assert_eq!(h.ok("net_peerCount", json!([])).await, json!("0x3"));
-    assert_eq!(h.ok("web3_clientVersion", json!([])).await, json!("chaind/v0.1.0-test"));
+    assert_eq!(
+        h.ok("web3_clientVersion", json!([])).await,
+        json!("chaind/v0.1.0-test")
+    );
     assert_eq!(
         h.ok("web3_sha3", json!(["0x68656c6c6f20776f726c64"])).await,
         json!("0x47173285a8d7341e5e972fc677286384f802f8ef42a5ec5f03bbfa254cb01fad")
     );
     assert_eq!(h.ok("eth_syncing", json!([])).await, json!(false));
-    h.chain.set_syncing(Some(chain_rpc::SyncStatus { starting_block: 1, current_block: 3, highest_block: 9 }));
+    h.chain.set_syncing(Some(chain_rpc::SyncStatus {
+        starting_block: 1,
+        current_block: 3,
+        highest_block: 9,
+    }));
     assert_eq!(
         h.ok("eth_syncing", json!([])).await,
         json!({"startingBlock": "0x1", "currentBlock": "0x3", "highestBlock": "0x9"})
     );
     let accounts = h.ok("eth_accounts", json!([])).await;
     assert_eq!(accounts.as_array().unwrap().len(), 2);
-    assert_eq!(accounts[0].as_str().unwrap().to_lowercase(), format!("{DEV:#x}"));
+    assert_eq!(
+        accounts[0].as_str().unwrap().to_lowercase(),
+        format!("{DEV:#x}")
+    );
     assert_eq!(h.ok("eth_mining", json!([])).await, json!(false));
 }
 
@@ -55,42 +65,96 @@ async fn state_reads_follow_block_tags() {
 
     let latest = h.ok("eth_getBalance", at(json!("latest"))).await;
     assert_eq!(latest, json!(after_block_1 + U256::from(1000)));
-    assert_eq!(h.ok("eth_getBalance", json!([bob])).await, latest, "block defaults to latest");
-    assert_eq!(h.ok("eth_getBalance", at(json!("earliest"))).await, json!(genesis_balance));
-    assert_eq!(h.ok("eth_getBalance", at(json!("0x1"))).await, json!(after_block_1));
-    assert_eq!(h.ok("eth_getBalance", at(json!("pending"))).await, latest);
-    // safe and finalized trail the head by one block in the mock
-    assert_eq!(h.ok("eth_getBalance", at(json!("safe"))).await, json!(after_block_1 + U256::from(1000)));
-    let hash1 = h.chain.block(1).block.hash();
-    assert_eq!(h.ok("eth_getBalance", at(json!(hash1))).await, json!(after_block_1));
     assert_eq!(
-        h.ok("eth_getBalance", at(json!({"blockHash": hash1, "requireCanonical": true}))).await,
+        h.ok("eth_getBalance", json!([bob])).await,
+        latest,
+        "block defaults to latest"
+    );
+    assert_eq!(
+        h.ok("eth_getBalance", at(json!("earliest"))).await,
+        json!(genesis_balance)
+    );
+    assert_eq!(
+        h.ok("eth_getBalance", at(json!("0x1"))).await,
         json!(after_block_1)
     );
-    assert_eq!(h.ok("eth_getBalance", at(json!({"blockNumber": "0x0"}))).await, json!(genesis_balance));
+    assert_eq!(h.ok("eth_getBalance", at(json!("pending"))).await, latest);
+    // safe and finalized trail the head by one block in the mock
+    assert_eq!(
+        h.ok("eth_getBalance", at(json!("safe"))).await,
+        json!(after_block_1 + U256::from(1000))
+    );
+    let hash1 = h.chain.block(1).block.hash();
+    assert_eq!(
+        h.ok("eth_getBalance", at(json!(hash1))).await,
+        json!(after_block_1)
+    );
+    assert_eq!(
+        h.ok(
+            "eth_getBalance",
+            at(json!({"blockHash": hash1, "requireCanonical": true}))
+        )
+        .await,
+        json!(after_block_1)
+    );
+    assert_eq!(
+        h.ok("eth_getBalance", at(json!({"blockNumber": "0x0"})))
+            .await,
+        json!(genesis_balance)
+    );
 
     let beyond = h.err("eth_getBalance", at(json!("0x64"))).await;
     assert_eq!(beyond["code"], -32000);
     assert_eq!(beyond["message"], "header not found");
-    let unknown = h.err("eth_getBalance", at(json!(B256::repeat_byte(9)))).await;
+    let unknown = h
+        .err("eth_getBalance", at(json!(B256::repeat_byte(9))))
+        .await;
     assert_eq!(unknown["message"], "header for hash not found");
 
     // nonces: DEV sent 4 transactions, 2 in block 1
-    assert_eq!(h.ok("eth_getTransactionCount", json!([DEV, "latest"])).await, json!("0x4"));
-    assert_eq!(h.ok("eth_getTransactionCount", json!([DEV, "0x1"])).await, json!("0x2"));
-    assert_eq!(h.ok("eth_getTransactionCount", json!([POOR, "latest"])).await, json!("0x0"));
+    assert_eq!(
+        h.ok("eth_getTransactionCount", json!([DEV, "latest"]))
+            .await,
+        json!("0x4")
+    );
+    assert_eq!(
+        h.ok("eth_getTransactionCount", json!([DEV, "0x1"])).await,
+        json!("0x2")
+    );
+    assert_eq!(
+        h.ok("eth_getTransactionCount", json!([POOR, "latest"]))
+            .await,
+        json!("0x0")
+    );
 
     // code and storage
     let code = h.ok("eth_getCode", json!([TOKEN, "latest"])).await;
     assert_eq!(code, json!(workload::erc20_runtime()));
-    assert_eq!(h.ok("eth_getCode", json!([BOB, "latest"])).await, json!("0x"));
-    let total_supply = h.ok("eth_getStorageAt", json!([TOKEN, "0x2", "latest"])).await;
+    assert_eq!(
+        h.ok("eth_getCode", json!([BOB, "latest"])).await,
+        json!("0x")
+    );
+    let total_supply = h
+        .ok("eth_getStorageAt", json!([TOKEN, "0x2", "latest"]))
+        .await;
     assert_eq!(total_supply, json!(B256::from(U256::from(1_000_000 * ETH))));
     let padded = format!("0x{:064x}", 2);
-    assert_eq!(h.ok("eth_getStorageAt", json!([TOKEN, padded, "latest"])).await, total_supply);
+    assert_eq!(
+        h.ok("eth_getStorageAt", json!([TOKEN, padded, "latest"]))
+            .await,
+        total_supply
+    );
     let alice_slot = B256::from(workload::erc20_balance_slot(ALICE));
-    assert_eq!(h.ok("eth_getStorageAt", json!([TOKEN, alice_slot, "0x1"])).await, json!(word(100)));
-    assert_eq!(h.ok("eth_getStorageAt", json!([TOKEN, alice_slot, "latest"])).await, json!(word(107)));
+    assert_eq!(
+        h.ok("eth_getStorageAt", json!([TOKEN, alice_slot, "0x1"]))
+            .await,
+        json!(word(100))
+    );
+    assert_eq!(
+        h.ok("eth_getStorageAt", json!([TOKEN, alice_slot, "latest"]))
+            .await,
+        json!(word(107))
+    );
 }
 
 #[tokio::test]
@@ -98,12 +162,28 @@ async fn pending_nonce_counts_pool_transactions() {
     let h = Harness::fixture().await;
     let dev = signer(DEV_KEY);
     for nonce in [4, 5] {
-        let tx = sign_1559(&dev, nonce, BOB, U256::from(1), Bytes::new(), 21_000, 2_000_000_000);
+        let tx = sign_1559(
+            &dev,
+            nonce,
+            BOB,
+            U256::from(1),
+            Bytes::new(),
+            21_000,
+            2_000_000_000,
+        );
         let hash = h.ok("eth_sendRawTransaction", json!([raw_hex(&tx)])).await;
         assert_eq!(hash, json!(tx.tx_hash()));
     }
-    assert_eq!(h.ok("eth_getTransactionCount", json!([DEV, "pending"])).await, json!("0x6"));
-    assert_eq!(h.ok("eth_getTransactionCount", json!([DEV, "latest"])).await, json!("0x4"));
+    assert_eq!(
+        h.ok("eth_getTransactionCount", json!([DEV, "pending"]))
+            .await,
+        json!("0x6")
+    );
+    assert_eq!(
+        h.ok("eth_getTransactionCount", json!([DEV, "latest"]))
+            .await,
+        json!("0x4")
+    );
     let status = h.ok("txpool_status", json!([])).await;
     assert_eq!(status, json!({"pending": "0x2", "queued": "0x0"}));
     let content = h.ok("txpool_content", json!([])).await;
@@ -117,17 +197,38 @@ async fn pending_nonce_counts_pool_transactions() {
 async fn send_raw_transaction_passes_pool_errors_through() {
     let h = Harness::fixture().await;
     let dev = signer(DEV_KEY);
-    let tx = sign_1559(&dev, 4, BOB, U256::from(1), Bytes::new(), 21_000, 2_000_000_000);
+    let tx = sign_1559(
+        &dev,
+        4,
+        BOB,
+        U256::from(1),
+        Bytes::new(),
+        21_000,
+        2_000_000_000,
+    );
     h.ok("eth_sendRawTransaction", json!([raw_hex(&tx)])).await;
     let again = h.err("eth_sendRawTransaction", json!([raw_hex(&tx)])).await;
     assert_eq!(again, json!({"code": -32000, "message": "already known"}));
-    let stale = sign_1559(&dev, 0, BOB, U256::from(1), Bytes::new(), 21_000, 2_000_000_000);
-    let low = h.err("eth_sendRawTransaction", json!([raw_hex(&stale)])).await;
+    let stale = sign_1559(
+        &dev,
+        0,
+        BOB,
+        U256::from(1),
+        Bytes::new(),
+        21_000,
+        2_000_000_000,
+    );
+    let low = h
+        .err("eth_sendRawTransaction", json!([raw_hex(&stale)]))
+        .await;
     assert_eq!(low["message"], "nonce too low");
     let garbage = h.err("eth_sendRawTransaction", json!(["0x02c0"])).await;
     assert_eq!(garbage["code"], -32602);
     let no_prefix = h.err("eth_sendRawTransaction", json!(["02c0"])).await;
-    assert_eq!(no_prefix["message"], "invalid argument 0: hex string without 0x prefix");
+    assert_eq!(
+        no_prefix["message"],
+        "invalid argument 0: hex string without 0x prefix"
+    );
 }
 
 #[tokio::test]
@@ -135,12 +236,33 @@ async fn block_objects_carry_every_field_clients_need() {
     let h = Harness::fixture().await;
     let block = h.ok("eth_getBlockByNumber", json!(["0x2", false])).await;
     let required = [
-        "number", "hash", "parentHash", "nonce", "sha3Uncles", "logsBloom", "transactionsRoot", "stateRoot",
-        "receiptsRoot", "miner", "difficulty", "totalDifficulty", "extraData", "size", "gasLimit", "gasUsed",
-        "timestamp", "transactions", "uncles", "baseFeePerGas", "mixHash",
+        "number",
+        "hash",
+        "parentHash",
+        "nonce",
+        "sha3Uncles",
+        "logsBloom",
+        "transactionsRoot",
+        "stateRoot",
+        "receiptsRoot",
+        "miner",
+        "difficulty",
+        "totalDifficulty",
+        "extraData",
+        "size",
+        "gasLimit",
+        "gasUsed",
+        "timestamp",
+        "transactions",
+        "uncles",
+        "baseFeePerGas",
+        "mixHash",
     ];
     for field in required {
-        assert!(block.get(field).is_some_and(|v| !v.is_null()), "block lacks {field}: {block}");
+        assert!(
+            block.get(field).is_some_and(|v| !v.is_null()),
+            "block lacks {field}: {block}"
+        );
     }
     let stored = h.chain.block(2);
     assert_eq!(block["hash"], json!(stored.block.hash()));
@@ -148,7 +270,10 @@ async fn block_objects_carry_every_field_clients_need() {
     assert_eq!(block["number"], "0x2");
     assert_eq!(block["totalDifficulty"], "0x0");
     assert_eq!(block["size"], json!(hex(stored.size as u64)));
-    assert_eq!(block["miner"].as_str().unwrap(), format!("{BENEFICIARY:#x}"));
+    assert_eq!(
+        block["miner"].as_str().unwrap(),
+        format!("{BENEFICIARY:#x}")
+    );
     assert_eq!(block["baseFeePerGas"], json!(hex(BASE_FEE)));
     assert_eq!(block["uncles"], json!([]));
     assert_eq!(block["transactions"], json!(stored.tx_hashes));
@@ -163,21 +288,70 @@ async fn block_objects_carry_every_field_clients_need() {
     assert_eq!(txs[2]["type"], "0x0");
     assert_eq!(txs[2]["from"].as_str().unwrap(), format!("{ALICE:#x}"));
 
-    let by_hash = h.ok("eth_getBlockByHash", json!([stored.block.hash(), false])).await;
+    let by_hash = h
+        .ok("eth_getBlockByHash", json!([stored.block.hash(), false]))
+        .await;
     assert_eq!(by_hash, block);
-    assert_eq!(h.ok("eth_getBlockByNumber", json!(["earliest", false])).await["number"], "0x0");
-    assert_eq!(h.ok("eth_getBlockByNumber", json!(["latest", false])).await["number"], "0x3");
-    assert_eq!(h.ok("eth_getBlockByNumber", json!(["pending", false])).await["number"], "0x3");
-    assert_eq!(h.ok("eth_getBlockByNumber", json!(["finalized", false])).await["number"], "0x2");
-    assert_eq!(h.ok("eth_getBlockByNumber", json!(["safe", false])).await["number"], "0x2");
-    assert_eq!(h.ok("eth_getBlockByNumber", json!(["0x63", false])).await, Value::Null);
-    assert_eq!(h.ok("eth_getBlockByHash", json!([B256::repeat_byte(1), false])).await, Value::Null);
+    assert_eq!(
+        h.ok("eth_getBlockByNumber", json!(["earliest", false]))
+            .await["number"],
+        "0x0"
+    );
+    assert_eq!(
+        h.ok("eth_getBlockByNumber", json!(["latest", false])).await["number"],
+        "0x3"
+    );
+    assert_eq!(
+        h.ok("eth_getBlockByNumber", json!(["pending", false]))
+            .await["number"],
+        "0x3"
+    );
+    assert_eq!(
+        h.ok("eth_getBlockByNumber", json!(["finalized", false]))
+            .await["number"],
+        "0x2"
+    );
+    assert_eq!(
+        h.ok("eth_getBlockByNumber", json!(["safe", false])).await["number"],
+        "0x2"
+    );
+    assert_eq!(
+        h.ok("eth_getBlockByNumber", json!(["0x63", false])).await,
+        Value::Null
+    );
+    assert_eq!(
+        h.ok("eth_getBlockByHash", json!([B256::repeat_byte(1), false]))
+            .await,
+        Value::Null
+    );
 
-    assert_eq!(h.ok("eth_getBlockTransactionCountByNumber", json!(["0x2"])).await, "0x3");
-    assert_eq!(h.ok("eth_getBlockTransactionCountByHash", json!([stored.block.hash()])).await, "0x3");
-    assert_eq!(h.ok("eth_getBlockTransactionCountByNumber", json!(["0x63"])).await, Value::Null);
-    assert_eq!(h.ok("eth_getUncleCountByBlockNumber", json!(["0x2"])).await, "0x0");
-    assert_eq!(h.ok("eth_getUncleByBlockNumberAndIndex", json!(["0x2", "0x0"])).await, Value::Null);
+    assert_eq!(
+        h.ok("eth_getBlockTransactionCountByNumber", json!(["0x2"]))
+            .await,
+        "0x3"
+    );
+    assert_eq!(
+        h.ok(
+            "eth_getBlockTransactionCountByHash",
+            json!([stored.block.hash()])
+        )
+        .await,
+        "0x3"
+    );
+    assert_eq!(
+        h.ok("eth_getBlockTransactionCountByNumber", json!(["0x63"]))
+            .await,
+        Value::Null
+    );
+    assert_eq!(
+        h.ok("eth_getUncleCountByBlockNumber", json!(["0x2"])).await,
+        "0x0"
+    );
+    assert_eq!(
+        h.ok("eth_getUncleByBlockNumberAndIndex", json!(["0x2", "0x0"]))
+            .await,
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -203,29 +377,72 @@ async fn transactions_mined_and_pending() {
     for field in ["v", "r", "s", "yParity", "input", "gas", "value"] {
         assert!(tx.get(field).is_some(), "transaction lacks {field}: {tx}");
     }
-    let by_index = h.ok("eth_getTransactionByBlockNumberAndIndex", json!(["0x1", "0x0"])).await;
+    let by_index = h
+        .ok(
+            "eth_getTransactionByBlockNumberAndIndex",
+            json!(["0x1", "0x0"]),
+        )
+        .await;
     assert_eq!(by_index, tx);
-    let by_hash_index = h.ok("eth_getTransactionByBlockHashAndIndex", json!([block.block.hash(), "0x0"])).await;
+    let by_hash_index = h
+        .ok(
+            "eth_getTransactionByBlockHashAndIndex",
+            json!([block.block.hash(), "0x0"]),
+        )
+        .await;
     assert_eq!(by_hash_index, tx);
-    assert_eq!(h.ok("eth_getTransactionByBlockNumberAndIndex", json!(["0x1", "0x9"])).await, Value::Null);
+    assert_eq!(
+        h.ok(
+            "eth_getTransactionByBlockNumberAndIndex",
+            json!(["0x1", "0x9"])
+        )
+        .await,
+        Value::Null
+    );
     let raw = h.ok("eth_getRawTransactionByHash", json!([hash])).await;
     assert_eq!(raw, json!(raw_hex(&block.block.block().transactions[0])));
 
     // pending: in the pool, no block fields, no receipt
     let dev = signer(DEV_KEY);
-    let pending = sign_1559(&dev, 4, BOB, U256::from(7), Bytes::new(), 21_000, 3_000_000_000);
-    let pending_hash = h.ok("eth_sendRawTransaction", json!([raw_hex(&pending)])).await;
-    let tx = h.ok("eth_getTransactionByHash", json!([pending_hash])).await;
+    let pending = sign_1559(
+        &dev,
+        4,
+        BOB,
+        U256::from(7),
+        Bytes::new(),
+        21_000,
+        3_000_000_000,
+    );
+    let pending_hash = h
+        .ok("eth_sendRawTransaction", json!([raw_hex(&pending)]))
+        .await;
+    let tx = h
+        .ok("eth_getTransactionByHash", json!([pending_hash]))
+        .await;
     assert_eq!(tx["blockHash"], Value::Null);
     assert_eq!(tx["blockNumber"], Value::Null);
     assert_eq!(tx["transactionIndex"], Value::Null);
-    assert_eq!(tx["gasPrice"], json!(hex(3_000_000_000)), "pending gasPrice is the fee cap");
-    assert_eq!(h.ok("eth_getTransactionReceipt", json!([pending_hash])).await, Value::Null);
-    assert_eq!(h.ok("eth_getTransactionByHash", json!([B256::repeat_byte(3)])).await, Value::Null);
+    assert_eq!(
+        tx["gasPrice"],
+        json!(hex(3_000_000_000)),
+        "pending gasPrice is the fee cap"
+    );
+    assert_eq!(
+        h.ok("eth_getTransactionReceipt", json!([pending_hash]))
+            .await,
+        Value::Null
+    );
+    assert_eq!(
+        h.ok("eth_getTransactionByHash", json!([B256::repeat_byte(3)]))
+            .await,
+        Value::Null
+    );
 
     // once mined, the receipt appears
     h.chain.produce(vec![pending]);
-    let receipt = h.ok("eth_getTransactionReceipt", json!([pending_hash])).await;
+    let receipt = h
+        .ok("eth_getTransactionReceipt", json!([pending_hash]))
+        .await;
     assert_eq!(receipt["status"], "0x1");
     assert_eq!(receipt["blockNumber"], "0x4");
 }
@@ -235,7 +452,9 @@ async fn receipts_number_logs_across_the_block() {
     let h = Harness::fixture().await;
     let block = h.chain.block(2);
     let receipts = h.chain.receipts_of(2);
-    let second = h.ok("eth_getTransactionReceipt", json!([block.tx_hashes[1]])).await;
+    let second = h
+        .ok("eth_getTransactionReceipt", json!([block.tx_hashes[1]]))
+        .await;
     assert_eq!(second["status"], "0x1");
     assert_eq!(second["type"], "0x2");
     assert_eq!(second["transactionIndex"], "0x1");
@@ -246,8 +465,14 @@ async fn receipts_number_logs_across_the_block() {
     assert_eq!(second["to"].as_str().unwrap(), format!("{TOKEN:#x}"));
     assert_eq!(second["contractAddress"], Value::Null);
     assert_eq!(second["gasUsed"], json!(hex(receipts[1].gas_used)));
-    assert_eq!(second["cumulativeGasUsed"], json!(hex(receipts[1].cumulative_gas_used)));
-    assert_eq!(second["effectiveGasPrice"], json!(hex(receipts[1].effective_gas_price as u64)));
+    assert_eq!(
+        second["cumulativeGasUsed"],
+        json!(hex(receipts[1].cumulative_gas_used))
+    );
+    assert_eq!(
+        second["effectiveGasPrice"],
+        json!(hex(receipts[1].effective_gas_price as u64))
+    );
     assert_eq!(second["logsBloom"], json!(receipts[1].bloom()));
     let logs = second["logs"].as_array().unwrap();
     assert_eq!(logs.len(), 1);
@@ -263,7 +488,9 @@ async fn receipts_number_logs_across_the_block() {
     assert_eq!(log["topics"][2], json!(ALICE.into_word()));
     assert_eq!(log["data"], json!(word(7)));
 
-    let legacy = h.ok("eth_getTransactionReceipt", json!([block.tx_hashes[2]])).await;
+    let legacy = h
+        .ok("eth_getTransactionReceipt", json!([block.tx_hashes[2]]))
+        .await;
     assert_eq!(legacy["type"], "0x0");
     assert_eq!(legacy["logs"], json!([]));
     assert_eq!(legacy["effectiveGasPrice"], json!(hex(5_000_000_000)));
@@ -271,20 +498,44 @@ async fn receipts_number_logs_across_the_block() {
     let all = h.ok("eth_getBlockReceipts", json!(["0x2"])).await;
     assert_eq!(all.as_array().unwrap().len(), 3);
     assert_eq!(all[1], second);
-    assert_eq!(h.ok("eth_getBlockReceipts", json!([block.block.hash()])).await, all);
-    assert_eq!(h.ok("eth_getBlockReceipts", json!(["0x63"])).await, Value::Null);
+    assert_eq!(
+        h.ok("eth_getBlockReceipts", json!([block.block.hash()]))
+            .await,
+        all
+    );
+    assert_eq!(
+        h.ok("eth_getBlockReceipts", json!(["0x63"])).await,
+        Value::Null
+    );
 }
 
 #[tokio::test]
 async fn contract_creation_receipt_has_contract_address() {
     let h = Harness::fixture().await;
     let dev = signer(DEV_KEY);
-    let creation = workload::with_constructor_args(&workload::erc20_creation(), &[U256::from(1000).to_be_bytes()]);
-    let tx = sign_1559_tip(&dev, 4, alloy_primitives::TxKind::Create, U256::ZERO, creation, 2_000_000, 2_000_000_000, 1);
+    let creation = workload::with_constructor_args(
+        &workload::erc20_creation(),
+        &[U256::from(1000).to_be_bytes()],
+    );
+    let tx = sign_1559_tip(
+        &dev,
+        4,
+        alloy_primitives::TxKind::Create,
+        U256::ZERO,
+        creation,
+        2_000_000,
+        2_000_000_000,
+        1,
+    );
     h.chain.produce(vec![tx.clone()]);
-    let receipt = h.ok("eth_getTransactionReceipt", json!([tx.tx_hash()])).await;
+    let receipt = h
+        .ok("eth_getTransactionReceipt", json!([tx.tx_hash()]))
+        .await;
     let expected = DEV.create(4);
-    assert_eq!(receipt["contractAddress"].as_str().unwrap(), format!("{expected:#x}"));
+    assert_eq!(
+        receipt["contractAddress"].as_str().unwrap(),
+        format!("{expected:#x}")
+    );
     assert_eq!(receipt["to"], Value::Null);
     let code = h.ok("eth_getCode", json!([expected, "latest"])).await;
     assert_eq!(code, json!(workload::erc20_runtime()));
@@ -299,14 +550,23 @@ fn topic_of(address: Address) -> String {
 }
 
 async fn log_count(h: &Harness, filter: Value) -> usize {
-    h.ok("eth_getLogs", json!([filter])).await.as_array().unwrap().len()
+    h.ok("eth_getLogs", json!([filter]))
+        .await
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[tokio::test]
 async fn get_logs_filters_by_address_topics_and_range() {
     let h = Harness::fixture().await;
     // three Transfer logs: block 1 DEV→ALICE, block 2 DEV→BOB and DEV→ALICE
-    let all = h.ok("eth_getLogs", json!([{"fromBlock": "0x0", "toBlock": "latest"}])).await;
+    let all = h
+        .ok(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x0", "toBlock": "latest"}]),
+        )
+        .await;
     let logs = all.as_array().unwrap();
     assert_eq!(logs.len(), 3);
     assert_eq!(logs[0]["blockNumber"], "0x1");
@@ -317,114 +577,280 @@ async fn get_logs_filters_by_address_topics_and_range() {
     let range = |from: &str, to: &str| json!({"fromBlock": from, "toBlock": to});
     assert_eq!(log_count(&h, range("0x1", "0x1")).await, 1);
     assert_eq!(log_count(&h, range("0x2", "0x3")).await, 2);
-    assert_eq!(log_count(&h, json!({})).await, 0, "default range is the (empty) latest block");
+    assert_eq!(
+        log_count(&h, json!({})).await,
+        0,
+        "default range is the (empty) latest block"
+    );
     assert_eq!(log_count(&h, range("earliest", "finalized")).await, 3);
 
     let base = |extra: Value| {
         let mut filter = range("0x0", "latest");
-        filter.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        filter
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         filter
     };
     assert_eq!(log_count(&h, base(json!({"address": TOKEN}))).await, 3);
-    assert_eq!(log_count(&h, base(json!({"address": [BOB, TOKEN]}))).await, 3);
+    assert_eq!(
+        log_count(&h, base(json!({"address": [BOB, TOKEN]}))).await,
+        3
+    );
     assert_eq!(log_count(&h, base(json!({"address": REVERTER}))).await, 0);
-    assert_eq!(log_count(&h, base(json!({"topics": [transfer_topic()]}))).await, 3);
+    assert_eq!(
+        log_count(&h, base(json!({"topics": [transfer_topic()]}))).await,
+        3
+    );
     // to ALICE (topic 2)
-    assert_eq!(log_count(&h, base(json!({"topics": [null, null, topic_of(ALICE)]}))).await, 2);
+    assert_eq!(
+        log_count(&h, base(json!({"topics": [null, null, topic_of(ALICE)]}))).await,
+        2
+    );
     // to ALICE or BOB
-    assert_eq!(log_count(&h, base(json!({"topics": [null, null, [topic_of(ALICE), topic_of(BOB)]]}))).await, 3);
+    assert_eq!(
+        log_count(
+            &h,
+            base(json!({"topics": [null, null, [topic_of(ALICE), topic_of(BOB)]]}))
+        )
+        .await,
+        3
+    );
     // from DEV to BOB
     assert_eq!(
-        log_count(&h, base(json!({"topics": [transfer_topic(), topic_of(DEV), topic_of(BOB)]}))).await,
+        log_count(
+            &h,
+            base(json!({"topics": [transfer_topic(), topic_of(DEV), topic_of(BOB)]}))
+        )
+        .await,
         1
     );
     // a null among alternatives is a wildcard
-    assert_eq!(log_count(&h, base(json!({"topics": [null, null, [topic_of(BOB), null]]}))).await, 3);
+    assert_eq!(
+        log_count(
+            &h,
+            base(json!({"topics": [null, null, [topic_of(BOB), null]]}))
+        )
+        .await,
+        3
+    );
     // more positions than the logs have topics: nothing
-    assert_eq!(log_count(&h, base(json!({"topics": [null, null, null, null]}))).await, 0);
-    assert_eq!(log_count(&h, base(json!({"topics": [B256::repeat_byte(5)]}))).await, 0);
+    assert_eq!(
+        log_count(&h, base(json!({"topics": [null, null, null, null]}))).await,
+        0
+    );
+    assert_eq!(
+        log_count(&h, base(json!({"topics": [B256::repeat_byte(5)]}))).await,
+        0
+    );
 
     let block2 = h.chain.block(2).block.hash();
     assert_eq!(log_count(&h, json!({"blockHash": block2})).await, 2);
-    assert_eq!(log_count(&h, json!({"blockHash": block2, "topics": [null, null, topic_of(BOB)]})).await, 1);
-    let unknown = h.err("eth_getLogs", json!([{"blockHash": B256::repeat_byte(4)}])).await;
+    assert_eq!(
+        log_count(
+            &h,
+            json!({"blockHash": block2, "topics": [null, null, topic_of(BOB)]})
+        )
+        .await,
+        1
+    );
+    let unknown = h
+        .err("eth_getLogs", json!([{"blockHash": B256::repeat_byte(4)}]))
+        .await;
     assert_eq!(unknown["message"], "unknown block");
-    let both = h.err("eth_getLogs", json!([{"blockHash": block2, "fromBlock": "0x1"}])).await;
+    let both = h
+        .err(
+            "eth_getLogs",
+            json!([{"blockHash": block2, "fromBlock": "0x1"}]),
+        )
+        .await;
     assert_eq!(
         both["message"],
         "invalid argument 0: cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other"
     );
 
     let reversed = h.err("eth_getLogs", json!([range("0x2", "0x1")])).await;
-    assert_eq!(reversed, json!({"code": -32602, "message": "invalid block range params"}));
+    assert_eq!(
+        reversed,
+        json!({"code": -32602, "message": "invalid block range params"})
+    );
     let future = h.err("eth_getLogs", json!([range("0x2", "0x9")])).await;
-    assert_eq!(future["message"], "block range extends beyond current head block");
+    assert_eq!(
+        future["message"],
+        "block range extends beyond current head block"
+    );
     let future_from = h.err("eth_getLogs", json!([range("0x9", "latest")])).await;
     assert_eq!(future_from["message"], "invalid block range params");
-    let topics = h.err("eth_getLogs", json!([base(json!({"topics": [null, null, null, null, null]}))])).await;
+    let topics = h
+        .err(
+            "eth_getLogs",
+            json!([base(json!({"topics": [null, null, null, null, null]}))]),
+        )
+        .await;
     assert_eq!(topics["message"], "exceed max topics");
-    let bad_topic = h.err("eth_getLogs", json!([base(json!({"topics": [[1]]}))])).await;
+    let bad_topic = h
+        .err("eth_getLogs", json!([base(json!({"topics": [[1]]}))]))
+        .await;
     assert_eq!(bad_topic["code"], -32602);
 }
 
 #[tokio::test]
 async fn get_logs_limits_range_and_results() {
-    let config = chain_rpc::RpcConfig { logs_max_block_range: 2, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        logs_max_block_range: 2,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
-    let wide = h.err("eth_getLogs", json!([{"fromBlock": "0x0", "toBlock": "0x2"}])).await;
-    assert_eq!(wide, json!({"code": -32005, "message": "exceed maximum block range: 2"}));
-    assert_eq!(log_count(&h, json!({"fromBlock": "0x1", "toBlock": "0x2"})).await, 3);
+    let wide = h
+        .err(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x0", "toBlock": "0x2"}]),
+        )
+        .await;
+    assert_eq!(
+        wide,
+        json!({"code": -32005, "message": "exceed maximum block range: 2"})
+    );
+    assert_eq!(
+        log_count(&h, json!({"fromBlock": "0x1", "toBlock": "0x2"})).await,
+        3
+    );
 
-    let config = chain_rpc::RpcConfig { logs_max_results: 1, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        logs_max_results: 1,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
-    let many = h.err("eth_getLogs", json!([{"fromBlock": "0x0", "toBlock": "latest"}])).await;
+    let many = h
+        .err(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x0", "toBlock": "latest"}]),
+        )
+        .await;
     assert_eq!(many["code"], -32005);
-    assert!(many["message"].as_str().unwrap().starts_with("query returned more than 1 results"), "{many}");
-    assert_eq!(log_count(&h, json!({"fromBlock": "0x1", "toBlock": "0x1"})).await, 1);
+    assert!(
+        many["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("query returned more than 1 results"),
+        "{many}"
+    );
+    assert_eq!(
+        log_count(&h, json!({"fromBlock": "0x1", "toBlock": "0x1"})).await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn eth_call_reads_and_reverts_like_geth() {
     let h = Harness::fixture().await;
-    let balance = h.ok("eth_call", json!([{"to": TOKEN, "data": balance_of(ALICE)}, "latest"])).await;
+    let balance = h
+        .ok(
+            "eth_call",
+            json!([{"to": TOKEN, "data": balance_of(ALICE)}, "latest"]),
+        )
+        .await;
     assert_eq!(balance, json!(word(107)));
-    let with_input = h.ok("eth_call", json!([{"to": TOKEN, "input": balance_of(ALICE)}, "0x1"])).await;
+    let with_input = h
+        .ok(
+            "eth_call",
+            json!([{"to": TOKEN, "input": balance_of(ALICE)}, "0x1"]),
+        )
+        .await;
     assert_eq!(with_input, json!(word(100)), "input field, at block 1");
-    let same = h.ok("eth_call", json!([{"to": TOKEN, "input": balance_of(ALICE), "data": balance_of(ALICE)}])).await;
+    let same = h
+        .ok(
+            "eth_call",
+            json!([{"to": TOKEN, "input": balance_of(ALICE), "data": balance_of(ALICE)}]),
+        )
+        .await;
     assert_eq!(same, json!(word(107)));
-    let differ = h.err("eth_call", json!([{"to": TOKEN, "input": balance_of(ALICE), "data": balance_of(BOB)}])).await;
+    let differ = h
+        .err(
+            "eth_call",
+            json!([{"to": TOKEN, "input": balance_of(ALICE), "data": balance_of(BOB)}]),
+        )
+        .await;
     assert_eq!(differ["code"], -32602);
 
-    let reverted = h.err("eth_call", json!([{"to": REVERTER, "data": "0x"}, "latest"])).await;
+    let reverted = h
+        .err(
+            "eth_call",
+            json!([{"to": REVERTER, "data": "0x"}, "latest"]),
+        )
+        .await;
     assert_eq!(reverted["code"], 3);
     assert_eq!(reverted["message"], "execution reverted: nope");
     assert_eq!(reverted["data"], json!(nope_revert_data()));
 
     let poor_transfer = h
-        .err("eth_call", json!([{"from": POOR, "to": TOKEN, "data": token_transfer(BOB, 1)}]))
+        .err(
+            "eth_call",
+            json!([{"from": POOR, "to": TOKEN, "data": token_transfer(BOB, 1)}]),
+        )
         .await;
     assert_eq!(poor_transfer["code"], 3);
-    assert_eq!(poor_transfer["message"], "execution reverted: ERC20: insufficient balance");
+    assert_eq!(
+        poor_transfer["message"],
+        "execution reverted: ERC20: insufficient balance"
+    );
 
     // a contract can be the sender (EIP-3607 is not applied to calls)
-    let from_contract = h.ok("eth_call", json!([{"from": TOKEN, "to": TOKEN, "data": balance_of(ALICE)}])).await;
+    let from_contract = h
+        .ok(
+            "eth_call",
+            json!([{"from": TOKEN, "to": TOKEN, "data": balance_of(ALICE)}]),
+        )
+        .await;
     assert_eq!(from_contract, json!(word(107)));
 
     // value without funds: refused, not minted
-    let no_funds = h.err("eth_call", json!([{"from": POOR, "to": BOB, "value": "0x1"}])).await;
+    let no_funds = h
+        .err(
+            "eth_call",
+            json!([{"from": POOR, "to": BOB, "value": "0x1"}]),
+        )
+        .await;
     assert_eq!(no_funds["code"], -32000);
-    assert!(no_funds["message"].as_str().unwrap().starts_with("insufficient funds for gas * price + value"));
+    assert!(
+        no_funds["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("insufficient funds for gas * price + value")
+    );
     // with a gas price the call pays for gas
     let priced = h
-        .err("eth_call", json!([{"from": POOR, "to": BOB, "gasPrice": hex(BASE_FEE), "gas": "0x5208"}]))
+        .err(
+            "eth_call",
+            json!([{"from": POOR, "to": BOB, "gasPrice": hex(BASE_FEE), "gas": "0x5208"}]),
+        )
         .await;
-    assert!(priced["message"].as_str().unwrap().starts_with("insufficient funds for gas * price + value"), "{priced}");
+    assert!(
+        priced["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("insufficient funds for gas * price + value"),
+        "{priced}"
+    );
     let below_base_fee = h
-        .err("eth_call", json!([{"from": DEV, "to": BOB, "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1"}]))
+        .err(
+            "eth_call",
+            json!([{"from": DEV, "to": BOB, "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1"}]),
+        )
         .await;
-    assert!(below_base_fee["message"].as_str().unwrap().starts_with("max fee per gas less than block base fee"));
-    let wrong_chain = h.err("eth_call", json!([{"to": BOB, "chainId": "0x1"}])).await;
-    assert_eq!(wrong_chain["message"], "chainId does not match node's (have=1, want=31337)");
+    assert!(
+        below_base_fee["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("max fee per gas less than block base fee")
+    );
+    let wrong_chain = h
+        .err("eth_call", json!([{"to": BOB, "chainId": "0x1"}]))
+        .await;
+    assert_eq!(
+        wrong_chain["message"],
+        "chainId does not match node's (have=1, want=31337)"
+    );
 }
 
 #[tokio::test]
@@ -432,66 +858,132 @@ async fn eth_call_state_overrides_and_pending_environment() {
     let h = Harness::fixture().await;
     let probe = Address::repeat_byte(0x77);
     let overrides = json!({ probe.to_string(): {"code": block_number_code()} });
-    let latest = h.ok("eth_call", json!([{"to": probe}, "latest", overrides])).await;
+    let latest = h
+        .ok("eth_call", json!([{"to": probe}, "latest", overrides]))
+        .await;
     assert_eq!(latest, json!(word(3)), "latest runs in the head block");
-    let pending = h.ok("eth_call", json!([{"to": probe}, "pending", overrides])).await;
+    let pending = h
+        .ok("eth_call", json!([{"to": probe}, "pending", overrides]))
+        .await;
     assert_eq!(pending, json!(word(4)), "pending runs in the next block");
-    let past = h.ok("eth_call", json!([{"to": probe}, "0x1", overrides])).await;
+    let past = h
+        .ok("eth_call", json!([{"to": probe}, "0x1", overrides]))
+        .await;
     assert_eq!(past, json!(word(1)));
 
     // reverter code planted on an empty address
     let planted = h
-        .err("eth_call", json!([{"to": probe}, "latest", { probe.to_string(): {"code": reverter_code()} }]))
+        .err(
+            "eth_call",
+            json!([{"to": probe}, "latest", { probe.to_string(): {"code": reverter_code()} }]),
+        )
         .await;
     assert_eq!(planted["message"], "execution reverted: nope");
 
     // storage override: give POOR a token balance
     let slot = B256::from(workload::erc20_balance_slot(POOR));
     let diff = json!({ TOKEN.to_string(): {"stateDiff": { slot.to_string(): word(42) }} });
-    assert_eq!(h.ok("eth_call", json!([{"to": TOKEN, "data": balance_of(POOR)}, "latest", diff])).await, json!(word(42)));
+    assert_eq!(
+        h.ok(
+            "eth_call",
+            json!([{"to": TOKEN, "data": balance_of(POOR)}, "latest", diff])
+        )
+        .await,
+        json!(word(42))
+    );
     // full state replacement wipes the other slots
     let state = json!({ TOKEN.to_string(): {"state": { slot.to_string(): word(1) }} });
-    assert_eq!(h.ok("eth_call", json!([{"to": TOKEN, "data": balance_of(ALICE)}, "latest", state])).await, json!(word(0)));
+    assert_eq!(
+        h.ok(
+            "eth_call",
+            json!([{"to": TOKEN, "data": balance_of(ALICE)}, "latest", state])
+        )
+        .await,
+        json!(word(0))
+    );
     let both = json!({ TOKEN.to_string(): {"state": {}, "stateDiff": {}} });
-    assert_eq!(h.err("eth_call", json!([{"to": TOKEN}, "latest", both])).await["code"], -32602);
+    assert_eq!(
+        h.err("eth_call", json!([{"to": TOKEN}, "latest", both]))
+            .await["code"],
+        -32602
+    );
     // balance override funds a value call
     let funded = json!({ POOR.to_string(): {"balance": "0x10"} });
-    assert_eq!(h.ok("eth_call", json!([{"from": POOR, "to": BOB, "value": "0x1"}, "latest", funded])).await, "0x");
-    let block_override = h.err("eth_call", json!([{"to": BOB}, "latest", null, {"number": "0x1"}])).await;
-    assert_eq!(block_override["message"], "block overrides are not supported");
+    assert_eq!(
+        h.ok(
+            "eth_call",
+            json!([{"from": POOR, "to": BOB, "value": "0x1"}, "latest", funded])
+        )
+        .await,
+        "0x"
+    );
+    let block_override = h
+        .err(
+            "eth_call",
+            json!([{"to": BOB}, "latest", null, {"number": "0x1"}]),
+        )
+        .await;
+    assert_eq!(
+        block_override["message"],
+        "block overrides are not supported"
+    );
 }
 
 #[tokio::test]
 async fn eth_call_times_out() {
-    let config = chain_rpc::RpcConfig { call_timeout: std::time::Duration::from_millis(1), ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        call_timeout: std::time::Duration::from_millis(1),
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     let probe = Address::repeat_byte(0x66);
     let overrides = json!({ probe.to_string(): {"code": infinite_loop_code()} });
-    let timeout = h.err("eth_call", json!([{"to": probe}, "latest", overrides])).await;
-    assert_eq!(timeout, json!({"code": -32000, "message": "execution aborted (timeout = 1ms)"}));
+    let timeout = h
+        .err("eth_call", json!([{"to": probe}, "latest", overrides]))
+        .await;
+    assert_eq!(
+        timeout,
+        json!({"code": -32000, "message": "execution aborted (timeout = 1ms)"})
+    );
     // the server is still responsive
     assert_eq!(h.ok("eth_blockNumber", json!([])).await, "0x3");
 }
 
 #[tokio::test]
 async fn eth_call_respects_the_gas_cap() {
-    let config = chain_rpc::RpcConfig { gas_cap: 100_000, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        gas_cap: 100_000,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     let probe = Address::repeat_byte(0x66);
     let overrides = json!({ probe.to_string(): {"code": infinite_loop_code()} });
-    let out_of_gas = h.err("eth_call", json!([{"to": probe, "gas": "0xffffffff"}, "latest", overrides])).await;
+    let out_of_gas = h
+        .err(
+            "eth_call",
+            json!([{"to": probe, "gas": "0xffffffff"}, "latest", overrides]),
+        )
+        .await;
     assert_eq!(out_of_gas, json!({"code": -32000, "message": "out of gas"}));
 }
 
 #[tokio::test]
 async fn estimate_gas_finds_a_limit_that_succeeds() {
     let h = Harness::fixture().await;
-    let transfer = h.ok("eth_estimateGas", json!([{"from": DEV, "to": BOB, "value": "0x1"}])).await;
+    let transfer = h
+        .ok(
+            "eth_estimateGas",
+            json!([{"from": DEV, "to": BOB, "value": "0x1"}]),
+        )
+        .await;
     assert_eq!(transfer, "0x5208");
 
     let call = json!({"from": DEV, "to": TOKEN, "data": token_transfer(POOR, 3)});
     let estimate = quantity(&h.ok("eth_estimateGas", json!([call])).await) as u64;
-    assert!(estimate > 30_000 && estimate < 100_000, "estimate {estimate}");
+    assert!(
+        estimate > 30_000 && estimate < 100_000,
+        "estimate {estimate}"
+    );
     // eth_call at the estimate succeeds
     let mut at_estimate = call.clone();
     at_estimate["gas"] = json!(hex(estimate));
@@ -499,45 +991,108 @@ async fn estimate_gas_finds_a_limit_that_succeeds() {
     // a tenth less runs out of gas: the search is tight
     let mut too_low = call.clone();
     too_low["gas"] = json!(hex(estimate * 9 / 10));
-    assert_eq!(h.err("eth_call", json!([too_low])).await["message"], "out of gas");
+    assert_eq!(
+        h.err("eth_call", json!([too_low])).await["message"],
+        "out of gas"
+    );
     // and a transaction with exactly that limit succeeds when mined
-    let tx = sign_1559(&signer(DEV_KEY), 4, TOKEN, U256::ZERO, workload::erc20_transfer_calldata(POOR, U256::from(3)), estimate, 2_000_000_000);
+    let tx = sign_1559(
+        &signer(DEV_KEY),
+        4,
+        TOKEN,
+        U256::ZERO,
+        workload::erc20_transfer_calldata(POOR, U256::from(3)),
+        estimate,
+        2_000_000_000,
+    );
     h.chain.produce(vec![tx.clone()]);
-    let receipt = h.ok("eth_getTransactionReceipt", json!([tx.tx_hash()])).await;
+    let receipt = h
+        .ok("eth_getTransactionReceipt", json!([tx.tx_hash()]))
+        .await;
     assert_eq!(receipt["status"], "0x1");
 
     // creation
-    let creation = workload::with_constructor_args(&workload::erc20_creation(), &[U256::from(5).to_be_bytes()]);
-    let create_estimate = quantity(&h.ok("eth_estimateGas", json!([{"from": DEV, "data": creation}])).await);
+    let creation = workload::with_constructor_args(
+        &workload::erc20_creation(),
+        &[U256::from(5).to_be_bytes()],
+    );
+    let create_estimate = quantity(
+        &h.ok("eth_estimateGas", json!([{"from": DEV, "data": creation}]))
+            .await,
+    );
     assert!(create_estimate > 100_000, "{create_estimate}");
 }
 
 #[tokio::test]
 async fn estimate_gas_reports_geth_errors() {
     let h = Harness::fixture().await;
-    let reverted = h.err("eth_estimateGas", json!([{"from": DEV, "to": REVERTER}])).await;
+    let reverted = h
+        .err("eth_estimateGas", json!([{"from": DEV, "to": REVERTER}]))
+        .await;
     assert_eq!(reverted["code"], 3);
     assert_eq!(reverted["message"], "execution reverted: nope");
     assert_eq!(reverted["data"], json!(nope_revert_data()));
 
-    let poor = h.err("eth_estimateGas", json!([{"from": POOR, "to": TOKEN, "data": token_transfer(BOB, 1)}])).await;
-    assert_eq!(poor["message"], "execution reverted: ERC20: insufficient balance");
+    let poor = h
+        .err(
+            "eth_estimateGas",
+            json!([{"from": POOR, "to": TOKEN, "data": token_transfer(BOB, 1)}]),
+        )
+        .await;
+    assert_eq!(
+        poor["message"],
+        "execution reverted: ERC20: insufficient balance"
+    );
 
     let no_funds = h
-        .err("eth_estimateGas", json!([{"from": POOR, "to": BOB, "value": "0x1", "gasPrice": hex(BASE_FEE)}]))
+        .err(
+            "eth_estimateGas",
+            json!([{"from": POOR, "to": BOB, "value": "0x1", "gasPrice": hex(BASE_FEE)}]),
+        )
         .await;
-    assert_eq!(no_funds, json!({"code": -32000, "message": "insufficient funds for transfer"}));
+    assert_eq!(
+        no_funds,
+        json!({"code": -32000, "message": "insufficient funds for transfer"})
+    );
 
     let probe = Address::repeat_byte(0x66);
     let overrides = json!({ probe.to_string(): {"code": infinite_loop_code()} });
-    let config = chain_rpc::RpcConfig { gas_cap: 60_000, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        gas_cap: 60_000,
+        ..test_config()
+    };
     let capped = Harness::start(MockChain::fixture(), config).await;
-    let exceeded = capped.err("eth_estimateGas", json!([{"from": DEV, "to": probe}, "latest", overrides])).await;
-    assert_eq!(exceeded["message"], "gas required exceeds allowance (60000)");
-    let token = capped.ok("eth_estimateGas", json!([{"from": DEV, "to": TOKEN, "data": token_transfer(BOB, 1)}])).await;
+    let exceeded = capped
+        .err(
+            "eth_estimateGas",
+            json!([{"from": DEV, "to": probe}, "latest", overrides]),
+        )
+        .await;
+    assert_eq!(
+        exceeded["message"],
+        "gas required exceeds allowance (60000)"
+    );
+    let token = capped
+        .ok(
+            "eth_estimateGas",
+            json!([{"from": DEV, "to": TOKEN, "data": token_transfer(BOB, 1)}]),
+        )
+        .await;
     assert!(quantity(&token) <= 60_000);
-    let tight = Harness::start(MockChain::fixture(), chain_rpc::RpcConfig { gas_cap: 30_000, ..test_config() }).await;
-    let short = tight.err("eth_estimateGas", json!([{"from": DEV, "to": TOKEN, "data": token_transfer(BOB, 1)}])).await;
+    let tight = Harness::start(
+        MockChain::fixture(),
+        chain_rpc::RpcConfig {
+            gas_cap: 30_000,
+            ..test_config()
+        },
+    )
+    .await;
+    let short = tight
+        .err(
+            "eth_estimateGas",
+            json!([{"from": DEV, "to": TOKEN, "data": token_transfer(BOB, 1)}]),
+        )
+        .await;
     assert_eq!(short["message"], "gas required exceeds allowance (30000)");
 }
 
@@ -550,18 +1105,37 @@ async fn fee_methods() {
         (0..3u64)
             .map(|i| {
                 let tip = u128::from(i + 1) * 1_000_000_000;
-                sign_1559_tip(&dev, 4 + i, alloy_primitives::TxKind::Call(BOB), U256::from(1), Bytes::new(), 21_000, 10_000_000_000, tip)
+                sign_1559_tip(
+                    &dev,
+                    4 + i,
+                    alloy_primitives::TxKind::Call(BOB),
+                    U256::from(1),
+                    Bytes::new(),
+                    21_000,
+                    10_000_000_000,
+                    tip,
+                )
             })
             .collect(),
     );
     let h = Harness::start(chain, test_config()).await;
-    let history = h.ok("eth_feeHistory", json!(["0x2", "latest", [0, 50, 100]])).await;
+    let history = h
+        .ok("eth_feeHistory", json!(["0x2", "latest", [0, 50, 100]]))
+        .await;
     assert_eq!(history["oldestBlock"], "0x3");
-    assert_eq!(history["baseFeePerGas"], json!([hex(BASE_FEE), hex(BASE_FEE), hex(BASE_FEE)]));
+    assert_eq!(
+        history["baseFeePerGas"],
+        json!([hex(BASE_FEE), hex(BASE_FEE), hex(BASE_FEE)])
+    );
     assert_eq!(history["gasUsedRatio"][0], 0.0);
-    assert!((history["gasUsedRatio"][1].as_f64().unwrap() - 63_000.0 / GAS_LIMIT as f64).abs() < 1e-12);
+    assert!(
+        (history["gasUsedRatio"][1].as_f64().unwrap() - 63_000.0 / GAS_LIMIT as f64).abs() < 1e-12
+    );
     assert_eq!(history["reward"][0], json!(["0x0", "0x0", "0x0"]));
-    assert_eq!(history["reward"][1], json!([hex(1_000_000_000), hex(2_000_000_000), hex(3_000_000_000)]));
+    assert_eq!(
+        history["reward"][1],
+        json!([hex(1_000_000_000), hex(2_000_000_000), hex(3_000_000_000)])
+    );
     let decimal = h.ok("eth_feeHistory", json!([2, "0x4"])).await;
     assert_eq!(decimal["oldestBlock"], "0x3");
     assert!(decimal.get("reward").is_none());
@@ -569,10 +1143,18 @@ async fn fee_methods() {
     assert_eq!(clipped["oldestBlock"], "0x0");
     assert_eq!(clipped["gasUsedRatio"].as_array().unwrap().len(), 2);
 
-    let bad = h.err("eth_feeHistory", json!(["0x2", "latest", [50, 10]])).await;
-    assert_eq!(bad["message"], "invalid reward percentile: #0:50.000000 >= #1:10.000000");
+    let bad = h
+        .err("eth_feeHistory", json!(["0x2", "latest", [50, 10]]))
+        .await;
+    assert_eq!(
+        bad["message"],
+        "invalid reward percentile: #0:50.000000 >= #1:10.000000"
+    );
     let beyond = h.err("eth_feeHistory", json!(["0x2", "0x9"])).await;
-    assert_eq!(beyond["message"], "request beyond head block: requested 9, head 4");
+    assert_eq!(
+        beyond["message"],
+        "request beyond head block: requested 9, head 4"
+    );
 
     // oracle: lowest three tips per block; empty blocks sample the default (1 gwei)
     let tip = quantity(&h.ok("eth_maxPriorityFeePerGas", json!([])).await);
@@ -584,5 +1166,8 @@ async fn fee_methods() {
 #[test]
 fn keccak_of_fixture_names_is_stable() {
     // guards the hand-written selector in the fixture against typos
-    assert_eq!(&keccak256("transfer(address,uint256)")[..4], &workload::TRANSFER_SELECTOR);
+    assert_eq!(
+        &keccak256("transfer(address,uint256)")[..4],
+        &workload::TRANSFER_SELECTOR
+    );
 }

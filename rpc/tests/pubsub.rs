@@ -17,7 +17,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn token_transfer_tx(nonce: u64, to: alloy_primitives::Address, amount: u64) -> alloy_consensus::TxEnvelope {
+fn token_transfer_tx(
+    nonce: u64,
+    to: alloy_primitives::Address,
+    amount: u64,
+) -> alloy_consensus::TxEnvelope {
     sign_1559(
         &signer(DEV_KEY),
         nonce,
@@ -30,15 +34,30 @@ fn token_transfer_tx(nonce: u64, to: alloy_primitives::Address, amount: u64) -> 
 }
 
 fn ether_tx(nonce: u64) -> alloy_consensus::TxEnvelope {
-    sign_1559(&signer(DEV_KEY), nonce, BOB, U256::from(1), Bytes::new(), 21_000, 2_000_000_000)
+    sign_1559(
+        &signer(DEV_KEY),
+        nonce,
+        BOB,
+        U256::from(1),
+        Bytes::new(),
+        21_000,
+        2_000_000_000,
+    )
 }
 
 async fn ws(h: &Harness) -> WsClient {
-    WsClientBuilder::default().build(&h.ws_url).await.expect("websocket connects")
+    WsClientBuilder::default()
+        .build(&h.ws_url)
+        .await
+        .expect("websocket connects")
 }
 
 async fn next(sub: &mut Subscription<Value>) -> Value {
-    tokio::time::timeout(WAIT, sub.next()).await.expect("notification in time").expect("open").expect("valid")
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("notification in time")
+        .expect("open")
+        .expect("valid")
 }
 
 async fn nothing_within(sub: &mut Subscription<Value>, wait: Duration) {
@@ -58,13 +77,20 @@ fn call_error(error: ClientError) -> (i32, String) {
 async fn block_filter_collects_new_heads_between_polls() {
     let h = Harness::fixture().await;
     let id = h.ok("eth_newBlockFilter", json!([])).await;
-    assert!(id.as_str().unwrap().starts_with("0x") && id.as_str().unwrap().len() == 34, "{id}");
+    assert!(
+        id.as_str().unwrap().starts_with("0x") && id.as_str().unwrap().len() == 34,
+        "{id}"
+    );
     assert_eq!(h.ok("eth_getFilterChanges", json!([id])).await, json!([]));
     let a = h.chain.produce(vec![]);
     let b = h.chain.produce(vec![]);
     let changes = wait_for_changes(&h, &id, 2).await;
     assert_eq!(changes, json!([a.block.hash(), b.block.hash()]));
-    assert_eq!(h.ok("eth_getFilterChanges", json!([id])).await, json!([]), "delivered once");
+    assert_eq!(
+        h.ok("eth_getFilterChanges", json!([id])).await,
+        json!([]),
+        "delivered once"
+    );
     let not_logs = h.err("eth_getFilterLogs", json!([id])).await;
     assert_eq!(not_logs["message"], "filter not found");
     assert_eq!(h.ok("eth_uninstallFilter", json!([id])).await, json!(true));
@@ -84,14 +110,24 @@ async fn wait_for_changes(h: &Harness, id: &Value, count: usize) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("only {} of {count} changes arrived: {collected:?}", collected.len());
+    panic!(
+        "only {} of {count} changes arrived: {collected:?}",
+        collected.len()
+    );
 }
 
 #[tokio::test]
 async fn log_filter_changes_include_removed_logs_on_reorg() {
     let h = Harness::fixture().await;
-    let id = h.ok("eth_newFilter", json!([{"address": TOKEN, "topics": [workload::TRANSFER_TOPIC]}])).await;
-    let mined = h.chain.produce(vec![ether_tx(4), token_transfer_tx(5, ALICE, 9)]);
+    let id = h
+        .ok(
+            "eth_newFilter",
+            json!([{"address": TOKEN, "topics": [workload::TRANSFER_TOPIC]}]),
+        )
+        .await;
+    let mined = h
+        .chain
+        .produce(vec![ether_tx(4), token_transfer_tx(5, ALICE, 9)]);
     let changes = wait_for_changes(&h, &id, 1).await;
     let log = &changes[0];
     assert_eq!(log["blockHash"], json!(mined.block.hash()));
@@ -113,8 +149,20 @@ async fn log_filter_changes_include_removed_logs_on_reorg() {
     // eth_getFilterLogs runs the filter's criteria over its range (latest block by default)
     let all = h.ok("eth_getFilterLogs", json!([id])).await;
     assert_eq!(all.as_array().unwrap().len(), 1);
-    let ranged = h.ok("eth_newFilter", json!([{"fromBlock": "0x0", "address": TOKEN}])).await;
-    assert_eq!(h.ok("eth_getFilterLogs", json!([ranged])).await.as_array().unwrap().len(), 4);
+    let ranged = h
+        .ok(
+            "eth_newFilter",
+            json!([{"fromBlock": "0x0", "address": TOKEN}]),
+        )
+        .await;
+    assert_eq!(
+        h.ok("eth_getFilterLogs", json!([ranged]))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
 }
 
 #[tokio::test]
@@ -128,7 +176,10 @@ async fn pending_transaction_filter() {
 
 #[tokio::test]
 async fn filters_expire_without_polling() {
-    let config = chain_rpc::RpcConfig { filter_timeout: Duration::from_millis(300), ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        filter_timeout: Duration::from_millis(300),
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     let idle = h.ok("eth_newBlockFilter", json!([])).await;
     let polled = h.ok("eth_newBlockFilter", json!([])).await;
@@ -136,7 +187,10 @@ async fn filters_expire_without_polling() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         h.ok("eth_getFilterChanges", json!([polled])).await;
     }
-    assert_eq!(h.err("eth_getFilterChanges", json!([idle])).await["message"], "filter not found");
+    assert_eq!(
+        h.err("eth_getFilterChanges", json!([idle])).await["message"],
+        "filter not found"
+    );
     h.ok("eth_getFilterChanges", json!([polled])).await;
 }
 
@@ -144,11 +198,15 @@ async fn filters_expire_without_polling() {
 async fn new_heads_subscription() {
     let h = Harness::fixture().await;
     let client = ws(&h).await;
-    let mut heads: Subscription<Value> =
-        client.subscribe("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe").await.expect("subscribe");
+    let mut heads: Subscription<Value> = client
+        .subscribe("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
+        .await
+        .expect("subscribe");
     match heads.kind() {
         SubscriptionKind::Subscription(id) => {
-            let SubscriptionId::Str(id) = id else { panic!("numeric id {id:?}") };
+            let SubscriptionId::Str(id) = id else {
+                panic!("numeric id {id:?}")
+            };
             assert!(id.starts_with("0x") && id.len() == 34, "{id}");
         }
         other => panic!("{other:?}"),
@@ -158,13 +216,19 @@ async fn new_heads_subscription() {
     assert_eq!(header["hash"], json!(block.block.hash()));
     assert_eq!(header["number"], "0x4");
     assert_eq!(header["parentHash"], json!(h.chain.block(3).block.hash()));
-    assert!(header.get("transactions").is_none(), "a header, not a block: {header}");
+    assert!(
+        header.get("transactions").is_none(),
+        "a header, not a block: {header}"
+    );
     assert_eq!(header["baseFeePerGas"], json!(hex(BASE_FEE)));
 
     // a removed block is not a new head; its replacement is
     h.chain.revert_head();
     let replacement = h.chain.produce(vec![]);
-    assert_eq!(next(&mut heads).await["hash"], json!(replacement.block.hash()));
+    assert_eq!(
+        next(&mut heads).await["hash"],
+        json!(replacement.block.hash())
+    );
     heads.unsubscribe().await.expect("unsubscribe");
 }
 
@@ -172,17 +236,32 @@ async fn new_heads_subscription() {
 async fn logs_subscription_sends_removed_logs_on_reorg() {
     let h = Harness::fixture().await;
     let client = ws(&h).await;
-    let filter = json!({"address": TOKEN, "topics": [null, null, [ALICE.into_word(), BOB.into_word()]]});
-    let mut logs: Subscription<Value> =
-        client.subscribe("eth_subscribe", rpc_params!["logs", filter], "eth_unsubscribe").await.expect("subscribe");
-    let block = h.chain.produce(vec![token_transfer_tx(4, ALICE, 1), ether_tx(5), token_transfer_tx(6, POOR, 2), token_transfer_tx(7, BOB, 3)]);
+    let filter =
+        json!({"address": TOKEN, "topics": [null, null, [ALICE.into_word(), BOB.into_word()]]});
+    let mut logs: Subscription<Value> = client
+        .subscribe(
+            "eth_subscribe",
+            rpc_params!["logs", filter],
+            "eth_unsubscribe",
+        )
+        .await
+        .expect("subscribe");
+    let block = h.chain.produce(vec![
+        token_transfer_tx(4, ALICE, 1),
+        ether_tx(5),
+        token_transfer_tx(6, POOR, 2),
+        token_transfer_tx(7, BOB, 3),
+    ]);
     let first = next(&mut logs).await;
     let second = next(&mut logs).await;
     assert_eq!(first["transactionHash"], json!(block.tx_hashes[0]));
     assert_eq!(first["logIndex"], "0x0");
     assert_eq!(first["removed"], false);
     assert_eq!(second["transactionHash"], json!(block.tx_hashes[3]));
-    assert_eq!(second["logIndex"], "0x2", "block-wide index skips the POOR transfer's log");
+    assert_eq!(
+        second["logIndex"], "0x2",
+        "block-wide index skips the POOR transfer's log"
+    );
     assert_eq!(second["data"], json!(B256::from(U256::from(3))));
 
     h.chain.revert_head();
@@ -200,11 +279,19 @@ async fn pending_transaction_subscriptions() {
     let h = Harness::fixture().await;
     let client = ws(&h).await;
     let mut hashes: Subscription<Value> = client
-        .subscribe("eth_subscribe", rpc_params!["newPendingTransactions"], "eth_unsubscribe")
+        .subscribe(
+            "eth_subscribe",
+            rpc_params!["newPendingTransactions"],
+            "eth_unsubscribe",
+        )
         .await
         .expect("subscribe");
     let mut full: Subscription<Value> = client
-        .subscribe("eth_subscribe", rpc_params!["newPendingTransactions", true], "eth_unsubscribe")
+        .subscribe(
+            "eth_subscribe",
+            rpc_params!["newPendingTransactions", true],
+            "eth_unsubscribe",
+        )
         .await
         .expect("subscribe");
     let tx = ether_tx(4);
@@ -212,28 +299,46 @@ async fn pending_transaction_subscriptions() {
     assert_eq!(next(&mut hashes).await, json!(tx.tx_hash()));
     let object = next(&mut full).await;
     assert_eq!(object["hash"], json!(tx.tx_hash()));
-    assert_eq!(object["from"].as_str().unwrap().to_lowercase(), format!("{DEV:#x}"));
+    assert_eq!(
+        object["from"].as_str().unwrap().to_lowercase(),
+        format!("{DEV:#x}")
+    );
     assert_eq!(object["blockHash"], Value::Null);
 }
 
 #[tokio::test]
 async fn subscription_errors_and_limits() {
-    let config = chain_rpc::RpcConfig { max_subscriptions_per_connection: 1, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        max_subscriptions_per_connection: 1,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     let client = ws(&h).await;
     let unknown = client
         .subscribe::<Value, _>("eth_subscribe", rpc_params!["bananas"], "eth_unsubscribe")
         .await
         .expect_err("unknown kind");
-    assert_eq!(call_error(unknown), (-32601, "no \"bananas\" subscription in eth namespace".to_owned()));
+    assert_eq!(
+        call_error(unknown),
+        (
+            -32601,
+            "no \"bananas\" subscription in eth namespace".to_owned()
+        )
+    );
     let bad_filter = client
-        .subscribe::<Value, _>("eth_subscribe", rpc_params!["logs", json!({"address": "0x12"})], "eth_unsubscribe")
+        .subscribe::<Value, _>(
+            "eth_subscribe",
+            rpc_params!["logs", json!({"address": "0x12"})],
+            "eth_unsubscribe",
+        )
         .await
         .expect_err("bad filter");
     assert_eq!(call_error(bad_filter).0, -32602);
 
-    let first: Subscription<Value> =
-        client.subscribe("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe").await.expect("first");
+    let first: Subscription<Value> = client
+        .subscribe("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
+        .await
+        .expect("first");
     let second = client
         .subscribe::<Value, _>("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
         .await
@@ -248,7 +353,10 @@ async fn subscription_errors_and_limits() {
         SubscriptionId::Str(s) => s.into_owned(),
         other => panic!("{other:?}"),
     };
-    let unsubscribed: bool = client.request("eth_unsubscribe", rpc_params![id]).await.expect("unsubscribe");
+    let unsubscribed: bool = client
+        .request("eth_unsubscribe", rpc_params![id])
+        .await
+        .expect("unsubscribe");
     assert!(unsubscribed);
 
     // HTTP has no notifications
@@ -265,14 +373,24 @@ async fn stalled_subscriber(addr: std::net::SocketAddr) -> tokio::net::TcpStream
         "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
-    stream.write_all(handshake.as_bytes()).await.expect("handshake");
+    stream
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
     let mut response = Vec::new();
     while !response.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.expect("handshake response");
+        stream
+            .read_exact(&mut byte)
+            .await
+            .expect("handshake response");
         response.push(byte[0]);
     }
-    assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 101"), "{}", String::from_utf8_lossy(&response));
+    assert!(
+        String::from_utf8_lossy(&response).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
     let payload = br#"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}"#;
     // masked text frame with an all-zero mask: the payload goes as is
     let mut frame = vec![0x81, 0x80 | payload.len() as u8, 0, 0, 0, 0];
@@ -308,8 +426,10 @@ async fn slow_subscribers_are_dropped_without_stalling_others() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let client = ws(&h).await;
-    let mut heads: Subscription<Value> =
-        client.subscribe("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe").await.expect("subscribe");
+    let mut heads: Subscription<Value> = client
+        .subscribe("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
+        .await
+        .expect("subscribe");
     let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<usize>();
     let reader = tokio::spawn(async move {
         let mut count = 0usize;
@@ -331,9 +451,16 @@ async fn slow_subscribers_are_dropped_without_stalling_others() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
-    assert_eq!(h.ok("eth_blockNumber", json!([])).await, "0x1", "the server answers during the flood");
+    assert_eq!(
+        h.ok("eth_blockNumber", json!([])).await,
+        "0x1",
+        "the server answers during the flood"
+    );
     h.chain.produce(vec![]);
-    let seen = tokio::time::timeout(WAIT, seen_rx).await.expect("reader finished").expect("count");
+    let seen = tokio::time::timeout(WAIT, seen_rx)
+        .await
+        .expect("reader finished")
+        .expect("count");
     assert_eq!(seen, FLOOD + 1, "the reading subscriber got every head");
     reader.await.expect("reader");
 
@@ -342,10 +469,21 @@ async fn slow_subscribers_are_dropped_without_stalling_others() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let backlog = drain(&mut stalled, Duration::from_millis(500)).await;
     let backlog = String::from_utf8_lossy(&backlog);
-    assert!(backlog.contains("\"eth_subscription\""), "the stalled client had subscribed: {:?}", &backlog[..backlog.len().min(400)]);
-    assert!(backlog.len() < FLOOD * 500, "the stalled client got only a bounded backlog: {}", backlog.len());
+    assert!(
+        backlog.contains("\"eth_subscription\""),
+        "the stalled client had subscribed: {:?}",
+        &backlog[..backlog.len().min(400)]
+    );
+    assert!(
+        backlog.len() < FLOOD * 500,
+        "the stalled client got only a bounded backlog: {}",
+        backlog.len()
+    );
     let after = h.chain.produce(vec![]);
     let late = drain(&mut stalled, Duration::from_millis(500)).await;
     let late = String::from_utf8_lossy(&late);
-    assert!(!late.contains(&after.block.hash().to_string()), "dropped subscriber still notified");
+    assert!(
+        !late.contains(&after.block.hash().to_string()),
+        "dropped subscriber still notified"
+    );
 }

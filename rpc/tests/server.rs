@@ -29,8 +29,15 @@ async fn raw_http(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
     let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -44,13 +51,17 @@ fn post_with_host(host: &str, body: &str) -> String {
 #[tokio::test]
 async fn malformed_input_gets_standard_codes() {
     let h = Harness::fixture().await;
-    let (status, bad_json) = h.post_raw(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId""#).await;
+    let (status, bad_json) = h
+        .post_raw(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId""#)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(bad_json["error"]["code"], -32700, "{bad_json}");
 
     let (_, no_method) = h.post_raw(r#"{"jsonrpc":"2.0","id":7}"#).await;
     assert_eq!(no_method["error"]["code"], -32600, "{no_method}");
-    let (_, wrong_version) = h.post_raw(r#"{"jsonrpc":"1.0","id":7,"method":"eth_chainId"}"#).await;
+    let (_, wrong_version) = h
+        .post_raw(r#"{"jsonrpc":"1.0","id":7,"method":"eth_chainId"}"#)
+        .await;
     assert_eq!(wrong_version["error"]["code"], -32600, "{wrong_version}");
 
     let unknown = h.err("eth_doesNotExist", json!([])).await;
@@ -63,15 +74,37 @@ async fn malformed_input_gets_standard_codes() {
         "invalid argument 0: json: cannot unmarshal number into Go value of type common.Address"
     );
     let no_prefix = h.err("eth_getBlockByNumber", json!(["10", false])).await;
-    assert_eq!(no_prefix, json!({"code": -32602, "message": "invalid argument 0: hex string without 0x prefix"}));
-    let oversize = h.err("eth_getTransactionByBlockNumberAndIndex", json!(["0x1", "0x10000000000000000"])).await;
-    assert_eq!(oversize["message"], "invalid argument 1: hex number > 64 bits");
+    assert_eq!(
+        no_prefix,
+        json!({"code": -32602, "message": "invalid argument 0: hex string without 0x prefix"})
+    );
+    let oversize = h
+        .err(
+            "eth_getTransactionByBlockNumberAndIndex",
+            json!(["0x1", "0x10000000000000000"]),
+        )
+        .await;
+    assert_eq!(
+        oversize["message"],
+        "invalid argument 1: hex number > 64 bits"
+    );
     let leading_zero = h.err("eth_getBlockByNumber", json!(["0x01", false])).await;
-    assert_eq!(leading_zero["message"], "invalid argument 0: hex number with leading zero digits");
-    let odd = h.err("eth_call", json!([{"to": BOB, "data": "0x123"}])).await;
-    assert_eq!(odd["message"], "invalid argument 0: hex string of odd length");
+    assert_eq!(
+        leading_zero["message"],
+        "invalid argument 0: hex number with leading zero digits"
+    );
+    let odd = h
+        .err("eth_call", json!([{"to": BOB, "data": "0x123"}]))
+        .await;
+    assert_eq!(
+        odd["message"],
+        "invalid argument 0: hex string of odd length"
+    );
     let short_address = h.err("eth_getBalance", json!(["0x1234", "latest"])).await;
-    assert_eq!(short_address["message"], "invalid argument 0: hex string has length 4, want 40 for common.Address");
+    assert_eq!(
+        short_address["message"],
+        "invalid argument 0: hex string has length 4, want 40 for common.Address"
+    );
     let missing = h.err("eth_getBalance", json!([])).await;
     assert_eq!(missing["message"], "missing value for required argument 0");
     let too_many = h.err("eth_blockNumber", json!(["latest"])).await;
@@ -81,7 +114,9 @@ async fn malformed_input_gets_standard_codes() {
     let bad_tag = h.err("eth_getBalance", json!([BOB, "newest"])).await;
     assert_eq!(bad_tag["code"], -32602);
     let big_value = format!("0x1{}", "0".repeat(64));
-    let big = h.err("eth_call", json!([{"to": BOB, "value": big_value}])).await;
+    let big = h
+        .err("eth_call", json!([{"to": BOB, "value": big_value}]))
+        .await;
     assert_eq!(big["message"], "invalid argument 0: hex number > 256 bits");
 
     // the id is echoed, whatever its type
@@ -90,13 +125,18 @@ async fn malformed_input_gets_standard_codes() {
     assert_eq!(echoed["id"], "abc");
     assert_eq!(echoed["result"], "0x7a69");
     // params may be omitted
-    let (_, omitted) = h.post_raw(r#"{"jsonrpc":"2.0","id":2,"method":"eth_blockNumber"}"#).await;
+    let (_, omitted) = h
+        .post_raw(r#"{"jsonrpc":"2.0","id":2,"method":"eth_blockNumber"}"#)
+        .await;
     assert_eq!(omitted["result"], "0x3");
 }
 
 #[tokio::test]
 async fn batches_and_their_limit() {
-    let config = chain_rpc::RpcConfig { max_batch_len: 3, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        max_batch_len: 3,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     let batch = json!([
         {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
@@ -107,24 +147,39 @@ async fn batches_and_their_limit() {
     assert_eq!(status, 200);
     let answers = answers.as_array().expect("batch answer is an array");
     assert_eq!(answers.len(), 3);
-    let by_id = |id: i64| answers.iter().find(|a| a["id"] == id).expect("answer per id");
+    let by_id = |id: i64| {
+        answers
+            .iter()
+            .find(|a| a["id"] == id)
+            .expect("answer per id")
+    };
     assert_eq!(by_id(1)["result"], "0x7a69");
     assert_eq!(by_id(2)["error"]["code"], -32602, "errors stay per call");
     assert_eq!(by_id(3)["result"], "0x3");
 
-    let too_long: Vec<Value> =
-        (0..4).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId", "params": []})).collect();
+    let too_long: Vec<Value> = (0..4)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId", "params": []}))
+        .collect();
     let (_, refused) = h.post_raw(Value::Array(too_long).to_string()).await;
     assert_eq!(refused["error"]["code"], -32010, "{refused}");
     let (_, empty) = h.post_raw("[]").await;
-    assert!(empty["error"]["code"] == -32600 || empty["error"]["code"] == -32700, "{empty}");
-    let (_, junk_entry) = h.post_raw(r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}, 5]"#).await;
+    assert!(
+        empty["error"]["code"] == -32600 || empty["error"]["code"] == -32700,
+        "{empty}"
+    );
+    let (_, junk_entry) = h
+        .post_raw(r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}, 5]"#)
+        .await;
     assert_eq!(junk_entry.as_array().map(Vec::len), Some(2), "{junk_entry}");
 }
 
 #[tokio::test]
 async fn request_and_response_size_limits() {
-    let config = chain_rpc::RpcConfig { max_request_body_size: 512, max_response_body_size: 2048, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        max_request_body_size: 512,
+        max_response_body_size: 2048,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     let padding = "0".repeat(600);
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "web3_sha3", "params": [format!("0x{padding}")]});
@@ -140,18 +195,31 @@ async fn request_and_response_size_limits() {
 
 #[tokio::test]
 async fn connection_limit_answers_with_a_json_rpc_error() {
-    let config = chain_rpc::RpcConfig { max_connections: 1, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        max_connections: 1,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
-    let ws = jsonrpsee_ws_client::WsClientBuilder::default().build(&h.ws_url).await.expect("first connection");
-    let (status, refused) = h.post_raw(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#).await;
+    let ws = jsonrpsee_ws_client::WsClientBuilder::default()
+        .build(&h.ws_url)
+        .await
+        .expect("first connection");
+    let (status, refused) = h
+        .post_raw(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#)
+        .await;
     assert_eq!(status, 429);
     assert_eq!(refused["error"]["code"], -32005, "{refused}");
-    assert_eq!(refused["error"]["message"], "too many connections (limit 1), try again later");
+    assert_eq!(
+        refused["error"]["message"],
+        "too many connections (limit 1), try again later"
+    );
     drop(ws);
     // the slot is released with the WebSocket
     let mut answered = false;
     for _ in 0..50 {
-        let (status, _) = h.post_raw(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#).await;
+        let (status, _) = h
+            .post_raw(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#)
+            .await;
         if status == 200 {
             answered = true;
             break;
@@ -163,16 +231,26 @@ async fn connection_limit_answers_with_a_json_rpc_error() {
 
 #[tokio::test]
 async fn filter_count_limit() {
-    let config = chain_rpc::RpcConfig { max_filters: 1, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        max_filters: 1,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     h.ok("eth_newBlockFilter", json!([])).await;
     let refused = h.err("eth_newBlockFilter", json!([])).await;
-    assert_eq!(refused, json!({"code": -32005, "message": "too many filters installed (limit 1)"}));
+    assert_eq!(
+        refused,
+        json!({"code": -32005, "message": "too many filters installed (limit 1)"})
+    );
 }
 
 #[tokio::test]
 async fn filter_backlog_and_address_limits() {
-    let config = chain_rpc::RpcConfig { max_filter_backlog: 2, logs_max_addresses: 1, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        max_filter_backlog: 2,
+        logs_max_addresses: 1,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     let id = h.ok("eth_newBlockFilter", json!([])).await;
     for _ in 0..3 {
@@ -182,27 +260,50 @@ async fn filter_backlog_and_address_limits() {
     // overflows the backlog and removes the filter
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let gone = h.err("eth_getFilterChanges", json!([id])).await;
-    assert_eq!(gone["message"], "filter not found", "an overflowing filter is removed");
+    assert_eq!(
+        gone["message"], "filter not found",
+        "an overflowing filter is removed"
+    );
 
-    let two = h.err("eth_getLogs", json!([{"address": [TOKEN, BOB]}])).await;
-    assert_eq!(two, json!({"code": -32602, "message": "exceed max addresses: 2 (limit 1)"}));
+    let two = h
+        .err("eth_getLogs", json!([{"address": [TOKEN, BOB]}]))
+        .await;
+    assert_eq!(
+        two,
+        json!({"code": -32602, "message": "exceed max addresses: 2 (limit 1)"})
+    );
 }
 
 #[tokio::test]
 async fn health_endpoint_reflects_the_node() {
     let h = Harness::fixture().await;
-    let response = h.http.get(format!("{}/health", h.url)).send().await.expect("health");
+    let response = h
+        .http
+        .get(format!("{}/health", h.url))
+        .send()
+        .await
+        .expect("health");
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["head"], 3);
     assert_eq!(body["ageMs"], 1500);
     h.chain.set_healthy(false);
-    let response = h.http.get(format!("{}/health", h.url)).send().await.expect("health");
+    let response = h
+        .http
+        .get(format!("{}/health", h.url))
+        .send()
+        .await
+        .expect("health");
     assert_eq!(response.status().as_u16(), 503);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["healthy"], false);
     // other GET paths are not JSON-RPC
-    let other = h.http.get(format!("{}/other", h.url)).send().await.expect("get");
+    let other = h
+        .http
+        .get(format!("{}/other", h.url))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(other.status().as_u16(), 405);
 }
 
@@ -210,17 +311,37 @@ async fn health_endpoint_reflects_the_node() {
 async fn metrics_endpoint_renders_per_method_latency() {
     let handle = prometheus();
     let without = Harness::fixture().await;
-    let response = without.http.get(format!("{}/metrics", without.url)).send().await.expect("metrics");
-    assert_eq!(response.status().as_u16(), 404, "metrics off unless a renderer is configured");
+    let response = without
+        .http
+        .get(format!("{}/metrics", without.url))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(
+        response.status().as_u16(),
+        404,
+        "metrics off unless a renderer is configured"
+    );
 
     let h = Harness::start(MockChain::fixture(), test_config().with_prometheus(handle)).await;
     h.ok("eth_blockNumber", json!([])).await;
     h.err("eth_getBalance", json!([])).await;
-    let response = h.http.get(format!("{}/metrics", h.url)).send().await.expect("metrics");
+    let response = h
+        .http
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .expect("metrics");
     assert_eq!(response.status().as_u16(), 200);
     let text = response.text().await.expect("text");
-    assert!(text.contains("rpc_request_duration_seconds_bucket{method=\"eth_blockNumber\""), "{text}");
-    assert!(text.contains("rpc_requests_total{method=\"eth_getBalance\",status=\"error\"}"), "{text}");
+    assert!(
+        text.contains("rpc_request_duration_seconds_bucket{method=\"eth_blockNumber\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("rpc_requests_total{method=\"eth_getBalance\",status=\"error\"}"),
+        "{text}"
+    );
     assert!(text.contains("chain_head_block 3"), "{text}");
     assert!(text.contains("txpool_pending 0"), "{text}");
     assert!(text.contains("p2p_peers 3"), "{text}");
@@ -251,23 +372,50 @@ async fn cors_preflight_and_headers() {
         .expect("post");
     assert_eq!(post.headers()["access-control-allow-origin"], "*");
 
-    let config = chain_rpc::RpcConfig { cors_origins: vec!["http://good.example".into()], ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        cors_origins: vec!["http://good.example".into()],
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
-    let allowed = h.http.post(&h.url).header("origin", "http://good.example").header("content-type", "application/json")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#).send().await.expect("post");
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "http://good.example");
-    let other = h.http.post(&h.url).header("origin", "http://evil.example").header("content-type", "application/json")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#).send().await.expect("post");
+    let allowed = h
+        .http
+        .post(&h.url)
+        .header("origin", "http://good.example")
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://good.example"
+    );
+    let other = h
+        .http
+        .post(&h.url)
+        .header("origin", "http://evil.example")
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#)
+        .send()
+        .await
+        .expect("post");
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
 
 #[tokio::test]
 async fn host_filtering_like_geth_vhosts() {
-    let config = chain_rpc::RpcConfig { allowed_hosts: chain_rpc::RpcConfig::default().allowed_hosts, ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        allowed_hosts: chain_rpc::RpcConfig::default().allowed_hosts,
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     let addr = h.handle.http_addr();
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
-    let (status, answer) = raw_http(addr, &post_with_host(&format!("localhost:{}", addr.port()), body)).await;
+    let (status, answer) = raw_http(
+        addr,
+        &post_with_host(&format!("localhost:{}", addr.port()), body),
+    )
+    .await;
     assert_eq!(status, 200, "{answer}");
     let (status, _) = raw_http(addr, &post_with_host(&addr.to_string(), body)).await;
     assert_eq!(status, 200);
@@ -280,23 +428,45 @@ async fn host_filtering_like_geth_vhosts() {
 
 #[tokio::test]
 async fn optional_second_listener_serves_the_same_methods() {
-    let config = chain_rpc::RpcConfig { ws_addr: Some("127.0.0.1:0".parse().unwrap()), ..test_config() };
+    let config = chain_rpc::RpcConfig {
+        ws_addr: Some("127.0.0.1:0".parse().unwrap()),
+        ..test_config()
+    };
     let h = Harness::start(MockChain::fixture(), config).await;
     let second = h.handle.ws_addr().expect("second listener");
     assert_ne!(second, h.handle.http_addr());
-    let ws = jsonrpsee_ws_client::WsClientBuilder::default().build(format!("ws://{second}")).await.expect("ws");
+    let ws = jsonrpsee_ws_client::WsClientBuilder::default()
+        .build(format!("ws://{second}"))
+        .await
+        .expect("ws");
     use jsonrpsee::core::client::ClientT;
-    let number: String = ws.request("eth_blockNumber", jsonrpsee::core::rpc_params![]).await.expect("call");
+    let number: String = ws
+        .request("eth_blockNumber", jsonrpsee::core::rpc_params![])
+        .await
+        .expect("call");
     assert_eq!(number, "0x3");
 }
 
 #[tokio::test]
 async fn start_fails_cleanly_on_a_taken_port() {
     let h = Harness::fixture().await;
-    let config = chain_rpc::RpcConfig { http_addr: h.handle.http_addr(), ..test_config() };
-    let error = chain_rpc::start(config, MockChain::new()).await.expect_err("port is taken");
+    let config = chain_rpc::RpcConfig {
+        http_addr: h.handle.http_addr(),
+        ..test_config()
+    };
+    let error = chain_rpc::start(config, MockChain::new())
+        .await
+        .expect_err("port is taken");
     assert!(matches!(error, chain_rpc::RpcError::Bind { .. }), "{error}");
-    let config = chain_rpc::RpcConfig { cors_origins: vec!["bad\norigin".into()], ..test_config() };
-    let error = chain_rpc::start(config, MockChain::new()).await.expect_err("bad origin");
-    assert!(matches!(error, chain_rpc::RpcError::InvalidCorsOrigin(_)), "{error}");
+    let config = chain_rpc::RpcConfig {
+        cors_origins: vec!["bad\norigin".into()],
+        ..test_config()
+    };
+    let error = chain_rpc::start(config, MockChain::new())
+        .await
+        .expect_err("bad origin");
+    assert!(
+        matches!(error, chain_rpc::RpcError::InvalidCorsOrigin(_)),
+        "{error}"
+    );
 }

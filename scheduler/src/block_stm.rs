@@ -84,7 +84,11 @@ pub struct TxnView<'a, K, V> {
 impl<'a, K: Eq + Hash + Clone, V: MvValue> TxnView<'a, K, V> {
     /// A view for transaction `txn_idx`.
     pub fn new(memory: &'a MvMemory<K, V>, txn_idx: TxnIndex) -> Self {
-        Self { memory, txn_idx, reads: Vec::new() }
+        Self {
+            memory,
+            txn_idx,
+            reads: Vec::new(),
+        }
     }
 
     /// The transaction this view reads for.
@@ -141,7 +145,10 @@ pub struct ContentionLimit {
 
 impl Default for ContentionLimit {
     fn default() -> Self {
-        Self { min_wasted: 64, max_wasted_percent: 40 }
+        Self {
+            min_wasted: 64,
+            max_wasted_percent: 40,
+        }
     }
 }
 
@@ -152,7 +159,11 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
     }
 
     /// A run that gives up with [`SchedulerError::Contended`] past `limit`.
-    pub fn with_contention_limit(task: &'t T, num_txns: usize, limit: Option<ContentionLimit>) -> Self {
+    pub fn with_contention_limit(
+        task: &'t T,
+        num_txns: usize,
+        limit: Option<ContentionLimit>,
+    ) -> Self {
         let memory = MvMemory::new(num_txns);
         for txn_idx in 0..num_txns {
             let predicted = task.predicted_writes(txn_idx);
@@ -213,7 +224,10 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
     }
 
     fn try_execute(&self, worker: &mut T::Worker, version: Version) -> Option<Task> {
-        let Version { txn_idx, incarnation } = version;
+        let Version {
+            txn_idx,
+            incarnation,
+        } = version;
         loop {
             self.executions.fetch_add(1, crate::sync::Ordering::Relaxed);
             let mut view = TxnView::new(&self.memory, txn_idx);
@@ -224,7 +238,11 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
                 Ok(Ok(TaskOutput { writes, output })) => {
                     let wrote_new_location = self.memory.record(version, view.into_reads(), writes);
                     *self.outputs[txn_idx].lock() = Some(output);
-                    return self.scheduler.finish_execution(txn_idx, incarnation, wrote_new_location);
+                    return self.scheduler.finish_execution(
+                        txn_idx,
+                        incarnation,
+                        wrote_new_location,
+                    );
                 }
                 Ok(Err(TaskError::Dependency(blocking))) => {
                     if blocking >= txn_idx {
@@ -255,7 +273,10 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
     }
 
     fn validate(&self, version: Version) -> Option<Task> {
-        let Version { txn_idx, incarnation } = version;
+        let Version {
+            txn_idx,
+            incarnation,
+        } = version;
         let valid = self.memory.validate_read_set(txn_idx);
         let aborted = !valid && self.scheduler.try_validation_abort(txn_idx, incarnation);
         if aborted {
@@ -276,7 +297,9 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
     /// Ends the run: the last incarnation's output of every transaction, and the memory that
     /// holds their final writes (see [`MvMemory::for_each_final`]).
     #[allow(clippy::type_complexity)]
-    pub fn finish(self) -> Result<(Vec<T::Output>, MvMemory<T::Key, T::Value>), SchedulerError<T::Error>> {
+    pub fn finish(
+        self,
+    ) -> Result<(Vec<T::Output>, MvMemory<T::Key, T::Value>), SchedulerError<T::Error>> {
         if let Some(error) = self.failure.into_inner() {
             return Err(error);
         }
@@ -317,7 +340,12 @@ impl BlockStm {
             .thread_name(|i| format!("block-stm-{i}"))
             .build()
             .expect("spawning worker threads succeeds");
-        Self { pool, threads, run_lock: std::sync::Mutex::new(()), contention: Some(ContentionLimit::default()) }
+        Self {
+            pool,
+            threads,
+            run_lock: std::sync::Mutex::new(()),
+            contention: Some(ContentionLimit::default()),
+        }
     }
 
     /// Sets when a run gives up on a contended block (`None`: never; Block-STM then runs every
@@ -342,7 +370,10 @@ impl BlockStm {
     ) -> Result<(Vec<T::Output>, MvMemory<T::Key, T::Value>), SchedulerError<T::Error>> {
         let run = BlockRun::with_contention_limit(task, num_txns, self.contention);
         if num_txns > 0 {
-            let _exclusive = self.run_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _exclusive = self
+                .run_lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             self.pool.broadcast(|_| run.work());
         }
         run.finish()
@@ -352,14 +383,20 @@ impl BlockStm {
     /// order: for the caller's own parallel steps (folding the final state) on threads whose
     /// caches are warm.
     pub fn broadcast<R: Send>(&self, job: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
-        let _exclusive = self.run_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.pool.broadcast(|ctx| job(ctx.index(), ctx.num_threads()))
+        let _exclusive = self
+            .run_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.pool
+            .broadcast(|ctx| job(ctx.index(), ctx.num_threads()))
     }
 }
 
 /// Folds a read that may have met deltas into one value: `base` is the value below the
 /// deltas (from [`MvRead::Deltas::base`] or the committed state).
 pub fn fold_deltas<V, B>(deltas: &[V], base: B, mut apply: impl FnMut(B, &V) -> B) -> B {
-    deltas.iter().rev().fold(base, |acc, delta| apply(acc, delta))
+    deltas
+        .iter()
+        .rev()
+        .fold(base, |acc, delta| apply(acc, delta))
 }
-

@@ -125,7 +125,10 @@ impl<V> Versions<V> {
     }
 
     fn get_mut(&mut self, txn_idx: &TxnIndex) -> Option<&mut Cell<V>> {
-        let pos = self.as_slice().binary_search_by_key(txn_idx, |(idx, _)| *idx).ok()?;
+        let pos = self
+            .as_slice()
+            .binary_search_by_key(txn_idx, |(idx, _)| *idx)
+            .ok()?;
         Some(match self {
             Versions::One(one) => &mut one[pos].1,
             Versions::Many(many) => &mut many[pos].1,
@@ -133,7 +136,10 @@ impl<V> Versions<V> {
     }
 
     fn remove(&mut self, txn_idx: &TxnIndex) {
-        let Ok(pos) = self.as_slice().binary_search_by_key(txn_idx, |(idx, _)| *idx) else {
+        let Ok(pos) = self
+            .as_slice()
+            .binary_search_by_key(txn_idx, |(idx, _)| *idx)
+        else {
             return;
         };
         match self {
@@ -158,22 +164,35 @@ struct Shard<K, V> {
 
 impl<K: Eq, V> Shard<K, V> {
     fn with_capacity(capacity: usize) -> Self {
-        Self { table: hashbrown::HashTable::with_capacity(capacity) }
+        Self {
+            table: hashbrown::HashTable::with_capacity(capacity),
+        }
     }
 
     fn get(&self, hash: u64, key: &K) -> Option<&Versions<V>> {
-        self.table.find(hash, |(h, k, _)| *h == hash && k == key).map(|(_, _, v)| v)
+        self.table
+            .find(hash, |(h, k, _)| *h == hash && k == key)
+            .map(|(_, _, v)| v)
     }
 
     fn get_mut(&mut self, hash: u64, key: &K) -> Option<&mut Versions<V>> {
-        self.table.find_mut(hash, |(h, k, _)| *h == hash && k == key).map(|(_, _, v)| v)
+        self.table
+            .find_mut(hash, |(h, k, _)| *h == hash && k == key)
+            .map(|(_, _, v)| v)
     }
 
     fn insert(&mut self, hash: u64, key: K, txn_idx: TxnIndex, cell: Cell<V>) {
-        match self.table.find_mut(hash, |(h, k, _)| *h == hash && *k == key) {
+        match self
+            .table
+            .find_mut(hash, |(h, k, _)| *h == hash && *k == key)
+        {
             Some((_, _, versions)) => versions.insert(txn_idx, cell),
             None => {
-                self.table.insert_unique(hash, (hash, key, Versions::new(txn_idx, cell)), |(h, _, _)| *h);
+                self.table.insert_unique(
+                    hash,
+                    (hash, key, Versions::new(txn_idx, cell)),
+                    |(h, _, _)| *h,
+                );
             }
         }
     }
@@ -285,8 +304,14 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
                     versions.push(Version::new(idx, *incarnation));
                     if !value.is_delta() {
                         return Ok((
-                            MvRead::Deltas { deltas, base: Some(value.clone()) },
-                            ReadOrigin::Chain { versions: versions.into(), from_storage: false },
+                            MvRead::Deltas {
+                                deltas,
+                                base: Some(value.clone()),
+                            },
+                            ReadOrigin::Chain {
+                                versions: versions.into(),
+                                from_storage: false,
+                            },
                         ));
                     }
                     deltas.push(value.clone());
@@ -295,26 +320,47 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
         }
         Ok((
             MvRead::Deltas { deltas, base: None },
-            ReadOrigin::Chain { versions: versions.into(), from_storage: true },
+            ReadOrigin::Chain {
+                versions: versions.into(),
+                from_storage: true,
+            },
         ))
     }
 
     /// Reads `key` for `txn_idx` and returns the value and the entry to record in its read set.
-    pub(crate) fn read_for(&self, key: &K, txn_idx: TxnIndex) -> Result<(MvRead<V>, ReadEntry<K>), TxnIndex> {
+    pub(crate) fn read_for(
+        &self,
+        key: &K,
+        txn_idx: TxnIndex,
+    ) -> Result<(MvRead<V>, ReadEntry<K>), TxnIndex> {
         let hash = self.hash_key(key);
         let (value, origin) = self.read_hashed(hash, key, txn_idx)?;
-        Ok((value, ReadEntry { hash, key: key.clone(), origin }))
+        Ok((
+            value,
+            ReadEntry {
+                hash,
+                key: key.clone(),
+                origin,
+            },
+        ))
     }
 
     /// A read-set entry for a read whose origin the caller knows.
     pub(crate) fn read_entry(&self, key: K, origin: ReadOrigin) -> ReadEntry<K> {
-        ReadEntry { hash: self.hash_key(&key), key, origin }
+        ReadEntry {
+            hash: self.hash_key(&key),
+            key,
+            origin,
+        }
     }
 
     /// Whether a read of `key` by `txn_idx` now would come from `origin` (without cloning).
     fn read_matches(&self, entry: &ReadEntry<K>, txn_idx: TxnIndex) -> bool {
         let shard = self.shard(entry.hash).read();
-        let mut below = shard.get(entry.hash, &entry.key).into_iter().flat_map(|v| v.below(txn_idx));
+        let mut below = shard
+            .get(entry.hash, &entry.key)
+            .into_iter()
+            .flat_map(|v| v.below(txn_idx));
         match &entry.origin {
             ReadOrigin::Storage => below.next().is_none(),
             ReadOrigin::Version(version) => match below.next() {
@@ -323,7 +369,10 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
                 }
                 _ => false,
             },
-            ReadOrigin::Chain { versions, from_storage } => {
+            ReadOrigin::Chain {
+                versions,
+                from_storage,
+            } => {
                 for (position, expected) in versions.iter().enumerate() {
                     let Some((&idx, Cell::Written { incarnation, value })) = below.next() else {
                         return false;
@@ -346,17 +395,28 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
     /// Stores the reads and writes of one incarnation (`record` in the paper). Returns whether
     /// it wrote a location that the previous incarnation of the transaction did not.
     pub fn record(&self, version: Version, read_set: ReadSet<K>, write_set: Vec<(K, V)>) -> bool {
-        let Version { txn_idx, incarnation } = version;
+        let Version {
+            txn_idx,
+            incarnation,
+        } = version;
         let mut new_locations = Vec::with_capacity(write_set.len());
         for (key, value) in write_set {
             let hash = self.hash_key(&key);
             new_locations.push((hash, key.clone()));
-            self.shard(hash).write().insert(hash, key, txn_idx, Cell::Written { incarnation, value });
+            self.shard(hash).write().insert(
+                hash,
+                key,
+                txn_idx,
+                Cell::Written { incarnation, value },
+            );
         }
         let contains = |list: &[(u64, K)], (hash, key): &(u64, K)| {
             list.iter().any(|(h, k)| h == hash && k == key)
         };
-        let previous = std::mem::replace(&mut *self.last_written_locations[txn_idx].lock(), new_locations);
+        let previous = std::mem::replace(
+            &mut *self.last_written_locations[txn_idx].lock(),
+            new_locations,
+        );
         let written = self.last_written_locations[txn_idx].lock();
         for stale in previous.iter().filter(|entry| !contains(&written, entry)) {
             if let Some(versions) = self.shard(stale.0).write().get_mut(stale.0, &stale.1) {
@@ -375,7 +435,9 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
         let mut locations = Vec::with_capacity(keys.len());
         for key in keys {
             let hash = self.hash_key(&key);
-            self.shard(hash).write().insert(hash, key.clone(), txn_idx, Cell::Estimate);
+            self.shard(hash)
+                .write()
+                .insert(hash, key.clone(), txn_idx, Cell::Estimate);
             locations.push((hash, key));
         }
         *self.last_written_locations[txn_idx].lock() = locations;
@@ -397,7 +459,9 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
     /// version (`validate_read_set` in the paper).
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
         let read_set = self.last_read_set[txn_idx].lock();
-        read_set.iter().all(|entry| self.read_matches(entry, txn_idx))
+        read_set
+            .iter()
+            .all(|entry| self.read_matches(entry, txn_idx))
     }
 
     /// Number of shards the locations are spread over; [`MvMemory::for_each_final_in`] takes
@@ -427,7 +491,8 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
         for shard in &self.shards[shards] {
             let shard = shard.read();
             for (key, versions) in shard.iter() {
-                if let Some((&idx, _)) = versions.iter().find(|(_, c)| matches!(c, Cell::Estimate)) {
+                if let Some((&idx, _)) = versions.iter().find(|(_, c)| matches!(c, Cell::Estimate))
+                {
                     return Err(idx);
                 }
                 let mut top_down = versions.iter().rev().filter_map(|(idx, cell)| match cell {
@@ -447,7 +512,11 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
 
     /// The locations the latest incarnation of `txn_idx` wrote.
     pub fn written_locations(&self, txn_idx: TxnIndex) -> Vec<K> {
-        self.last_written_locations[txn_idx].lock().iter().map(|(_, k)| k.clone()).collect()
+        self.last_written_locations[txn_idx]
+            .lock()
+            .iter()
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 }
 
@@ -471,10 +540,16 @@ mod tests {
         let mv = MvMemory::<u8, Val>::new(4);
         assert!(!mv.record(Version::new(0, 0), vec![], vec![]));
         assert!(mv.record(Version::new(1, 0), vec![], vec![(7, Val::Full(10))]));
-        assert_eq!(mv.read(&7, 1).unwrap(), (MvRead::Storage, ReadOrigin::Storage));
+        assert_eq!(
+            mv.read(&7, 1).unwrap(),
+            (MvRead::Storage, ReadOrigin::Storage)
+        );
         assert_eq!(
             mv.read(&7, 3).unwrap(),
-            (MvRead::Value(Val::Full(10)), ReadOrigin::Version(Version::new(1, 0)))
+            (
+                MvRead::Value(Val::Full(10)),
+                ReadOrigin::Version(Version::new(1, 0))
+            )
         );
         mv.convert_writes_to_estimates(1);
         assert_eq!(mv.read(&7, 3), Err(1));
@@ -490,36 +565,71 @@ mod tests {
         mv.record(Version::new(0, 0), vec![], vec![(1, Val::Add(1))]);
         mv.record(Version::new(2, 0), vec![], vec![(1, Val::Add(2))]);
         let (read, origin) = mv.read(&1, 4).unwrap();
-        assert_eq!(read, MvRead::Deltas { deltas: vec![Val::Add(2), Val::Add(1)], base: None });
-        assert!(matches!(origin, ReadOrigin::Chain { from_storage: true, .. }));
-        mv.record(Version::new(3, 0), vec![mv.read_entry(1, origin.clone())], vec![]);
+        assert_eq!(
+            read,
+            MvRead::Deltas {
+                deltas: vec![Val::Add(2), Val::Add(1)],
+                base: None
+            }
+        );
+        assert!(matches!(
+            origin,
+            ReadOrigin::Chain {
+                from_storage: true,
+                ..
+            }
+        ));
+        mv.record(
+            Version::new(3, 0),
+            vec![mv.read_entry(1, origin.clone())],
+            vec![],
+        );
         assert!(mv.validate_read_set(3));
         // A full write below the chain invalidates the reader.
         mv.record(Version::new(1, 0), vec![], vec![(1, Val::Full(100))]);
         assert!(!mv.validate_read_set(3));
         assert_eq!(
             mv.read(&1, 4).unwrap().0,
-            MvRead::Deltas { deltas: vec![Val::Add(2)], base: Some(Val::Full(100)) }
+            MvRead::Deltas {
+                deltas: vec![Val::Add(2)],
+                base: Some(Val::Full(100))
+            }
         );
         let mut finals = Vec::new();
-        mv.for_each_final(|k, it| finals.push((*k, it.map(|(i, v)| (i, v.clone())).collect::<Vec<_>>())))
-            .unwrap();
+        mv.for_each_final(|k, it| {
+            finals.push((*k, it.map(|(i, v)| (i, v.clone())).collect::<Vec<_>>()))
+        })
+        .unwrap();
         assert_eq!(
             finals,
-            vec![(1, vec![(2, Val::Add(2)), (1, Val::Full(100)), (0, Val::Add(1))])]
+            vec![(
+                1,
+                vec![(2, Val::Add(2)), (1, Val::Full(100)), (0, Val::Add(1))]
+            )]
         );
     }
 
     #[test]
     fn validation_detects_new_and_changed_writes() {
         let mv = MvMemory::<u8, Val>::new(3);
-        mv.record(Version::new(2, 0), vec![mv.read_entry(5, ReadOrigin::Storage)], vec![]);
+        mv.record(
+            Version::new(2, 0),
+            vec![mv.read_entry(5, ReadOrigin::Storage)],
+            vec![],
+        );
         assert!(mv.validate_read_set(2));
         mv.record(Version::new(0, 0), vec![], vec![(5, Val::Full(1))]);
         assert!(!mv.validate_read_set(2));
-        mv.record(Version::new(2, 1), vec![mv.read_entry(5, ReadOrigin::Version(Version::new(0, 0)))], vec![]);
+        mv.record(
+            Version::new(2, 1),
+            vec![mv.read_entry(5, ReadOrigin::Version(Version::new(0, 0)))],
+            vec![],
+        );
         assert!(mv.validate_read_set(2));
         mv.record(Version::new(0, 1), vec![], vec![(5, Val::Full(1))]);
-        assert!(!mv.validate_read_set(2), "same value, new incarnation: still a new version");
+        assert!(
+            !mv.validate_read_set(2),
+            "same value, new incarnation: still a new version"
+        );
     }
 }

@@ -83,7 +83,12 @@ impl Scheduler {
             done_marker: CachePadded::new(AtomicBool::new(num_txns == 0)),
             txn_dependency: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
             txn_status: (0..num_txns)
-                .map(|_| Mutex::new(TxnState { incarnation: 0, status: Status::ReadyToExecute }))
+                .map(|_| {
+                    Mutex::new(TxnState {
+                        incarnation: 0,
+                        status: Status::ReadyToExecute,
+                    })
+                })
                 .collect(),
         }
     }
@@ -338,11 +343,18 @@ mod tests {
         assert_eq!(s.finish_execution(0, 0, false), None);
         assert_eq!(s.next_task(), val(0, 0));
         assert!(s.try_validation_abort(0, 0));
-        assert!(!s.try_validation_abort(0, 0), "only one validator may abort");
+        assert!(
+            !s.try_validation_abort(0, 0),
+            "only one validator may abort"
+        );
         assert_eq!(s.finish_validation(0, true), exec(0, 1));
         assert_eq!(s.state(0), (1, Status::Executing));
         // validation_idx was lowered to 1, past 0: the re-execution validates itself.
-        assert_eq!(s.finish_execution(0, 1, true), None, "new location: validation_idx drops");
+        assert_eq!(
+            s.finish_execution(0, 1, true),
+            None,
+            "new location: validation_idx drops"
+        );
         assert_eq!(s.next_task(), val(0, 1));
         assert_eq!(s.finish_validation(0, false), None);
         assert_eq!(s.next_task(), exec(1, 0));

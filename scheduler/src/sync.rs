@@ -24,7 +24,9 @@ impl<T> Mutex<T> {
 
     #[cfg(loom)]
     pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     #[cfg(not(loom))]
@@ -34,7 +36,10 @@ impl<T> Mutex<T> {
 
     pub(crate) fn into_inner(self) -> T {
         #[cfg(loom)]
-        return self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        return self
+            .0
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         #[cfg(not(loom))]
         return self.0.into_inner();
     }
@@ -57,7 +62,9 @@ impl<T> RwLock<T> {
 
     #[cfg(loom)]
     pub(crate) fn read(&self) -> loom::sync::RwLockReadGuard<'_, T> {
-        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     #[cfg(not(loom))]
@@ -67,7 +74,9 @@ impl<T> RwLock<T> {
 
     #[cfg(loom)]
     pub(crate) fn write(&self) -> loom::sync::RwLockWriteGuard<'_, T> {
-        self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     #[cfg(not(loom))]

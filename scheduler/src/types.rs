@@ -18,7 +18,10 @@ pub struct Version {
 impl Version {
     /// The version of incarnation `incarnation` of transaction `txn_idx`.
     pub const fn new(txn_idx: TxnIndex, incarnation: Incarnation) -> Self {
-        Self { txn_idx, incarnation }
+        Self {
+            txn_idx,
+            incarnation,
+        }
     }
 }
 

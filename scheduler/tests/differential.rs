@@ -75,14 +75,20 @@ fn full_contention_chain() {
 #[test]
 fn contention_limit_stops_a_hopeless_block() {
     let block: Vec<Txn> = (0..2000).map(|_| vec![Op::Read(0), Op::Write(0)]).collect();
-    let task = ToyTask { work: vec![200; block.len()], hints: Vec::new(), block };
+    let task = ToyTask {
+        work: vec![200; block.len()],
+        hints: Vec::new(),
+        block,
+    };
     let runner = BlockStm::new(NonZeroUsize::new(2).unwrap());
     match runner.run(&task, task.block.len()) {
         Err(chain_scheduler::SchedulerError::Contended { wasted, .. }) => assert!(wasted >= 64),
         Ok(_) => {
             // One worker can outrun the other and leave nothing to waste; then the result
             // must simply be right.
-            let (outputs, _) = runner.run(&task, task.block.len()).unwrap_or_else(|e| panic!("{e}"));
+            let (outputs, _) = runner
+                .run(&task, task.block.len())
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(outputs, sequential(&task.block).0);
         }
         Err(other) => panic!("unexpected error {other}"),
@@ -93,7 +99,13 @@ fn contention_limit_stops_a_hopeless_block() {
 fn deltas_commute() {
     // Everyone adds to location 0; a few read it.
     let block: Vec<Txn> = (0..500)
-        .map(|i| if i % 50 == 49 { vec![Op::Read(0), Op::Write(1)] } else { vec![Op::Add(0, i)] })
+        .map(|i| {
+            if i % 50 == 49 {
+                vec![Op::Read(0), Op::Write(1)]
+            } else {
+                vec![Op::Add(0, i)]
+            }
+        })
         .collect();
     let work = vec![50; block.len()];
     check(block, work, Vec::new()).unwrap();
@@ -105,16 +117,32 @@ fn tiny_blocks_many_times_three_threads() {
     // done-detection races are most likely; a lost task would hang here.
     let blocks: Vec<Vec<Txn>> = vec![
         vec![vec![Op::Write(0)], vec![Op::Write(1)], vec![Op::Read(0)]],
-        vec![vec![Op::Read(0), Op::Write(0)], vec![Op::Read(0), Op::Write(0)], vec![Op::Read(0), Op::Write(0)]],
-        vec![vec![Op::Read(1), Op::Write(0)], vec![Op::Read(0), Op::Branch(1, 2)], vec![Op::Read(2), Op::Read(1)]],
-        vec![vec![Op::Add(0, 1)], vec![Op::Add(0, 2)], vec![Op::Read(0), Op::Write(1)]],
+        vec![
+            vec![Op::Read(0), Op::Write(0)],
+            vec![Op::Read(0), Op::Write(0)],
+            vec![Op::Read(0), Op::Write(0)],
+        ],
+        vec![
+            vec![Op::Read(1), Op::Write(0)],
+            vec![Op::Read(0), Op::Branch(1, 2)],
+            vec![Op::Read(2), Op::Read(1)],
+        ],
+        vec![
+            vec![Op::Add(0, 1)],
+            vec![Op::Add(0, 2)],
+            vec![Op::Read(0), Op::Write(1)],
+        ],
     ];
     let runner = BlockStm::new(NonZeroUsize::new(3).unwrap()).with_contention_limit(None);
     for round in 0..3000 {
         let block = blocks[round % blocks.len()].clone();
         let work = vec![(round % 7) as u32 * 10; block.len()];
         let (expected_outputs, _) = sequential(&block);
-        let task = ToyTask { block, work, hints: Vec::new() };
+        let task = ToyTask {
+            block,
+            work,
+            hints: Vec::new(),
+        };
         let (outputs, _) = runner.run(&task, 3).unwrap();
         assert_eq!(outputs, expected_outputs);
     }

@@ -25,7 +25,11 @@ fn model_bounded(block: Vec<Txn>, threads: usize, preemptions: usize) {
     // Idle workers poll the scheduler; each poll is a few branch points.
     builder.max_branches = 100_000;
     let (expected_outputs, expected_state) = sequential(&block);
-    let task: &'static ToyTask = Box::leak(Box::new(ToyTask { work: vec![0; block.len()], hints: Vec::new(), block }));
+    let task: &'static ToyTask = Box::leak(Box::new(ToyTask {
+        work: vec![0; block.len()],
+        hints: Vec::new(),
+        block,
+    }));
     builder.check(move || {
         let run = Arc::new(BlockRun::new(task, task.block.len()));
         let handles: Vec<_> = (1..threads)
@@ -49,7 +53,13 @@ fn model_bounded(block: Vec<Txn>, threads: usize, preemptions: usize) {
 
 #[test]
 fn two_txns_conflicting() {
-    model(vec![vec![Op::Read(0), Op::Write(0)], vec![Op::Read(0), Op::Write(0)]], 2);
+    model(
+        vec![
+            vec![Op::Read(0), Op::Write(0)],
+            vec![Op::Read(0), Op::Write(0)],
+        ],
+        2,
+    );
 }
 
 #[test]
@@ -78,5 +88,12 @@ fn write_set_changes_between_incarnations() {
 
 #[test]
 fn deltas_and_reader() {
-    model(vec![vec![Op::Add(0, 1)], vec![Op::Add(0, 2)], vec![Op::Read(0), Op::Write(1)]], 2);
+    model(
+        vec![
+            vec![Op::Add(0, 1)],
+            vec![Op::Add(0, 2)],
+            vec![Op::Read(0), Op::Write(1)],
+        ],
+        2,
+    );
 }

@@ -79,12 +79,31 @@ impl ChainStore {
     pub fn block_writes(block: &IndexedBlock, receipts: &[StoredReceipt]) -> Vec<ChainWrite> {
         let number = block.block.number();
         let hash = block.block.hash();
-        let stored = StoredBlock { block: block.block.block().clone(), senders: block.senders.clone() };
+        let stored = StoredBlock {
+            block: block.block.block().clone(),
+            senders: block.senders.clone(),
+        };
         let mut writes = Vec::with_capacity(4 + block.tx_hashes.len());
-        writes.push((ChainColumn::Bodies, number_key(number).to_vec(), Some(rlp(&stored))));
-        writes.push((ChainColumn::Headers, hash.to_vec(), Some(number_key(number).to_vec())));
-        writes.push((ChainColumn::BlockHashes, number_key(number).to_vec(), Some(hash.to_vec())));
-        writes.push((ChainColumn::Receipts, number_key(number).to_vec(), Some(rlp(&receipts.to_vec()))));
+        writes.push((
+            ChainColumn::Bodies,
+            number_key(number).to_vec(),
+            Some(rlp(&stored)),
+        ));
+        writes.push((
+            ChainColumn::Headers,
+            hash.to_vec(),
+            Some(number_key(number).to_vec()),
+        ));
+        writes.push((
+            ChainColumn::BlockHashes,
+            number_key(number).to_vec(),
+            Some(hash.to_vec()),
+        ));
+        writes.push((
+            ChainColumn::Receipts,
+            number_key(number).to_vec(),
+            Some(rlp(&receipts.to_vec())),
+        ));
         for (index, tx_hash) in block.tx_hashes.iter().enumerate() {
             let mut location = number_key(number).to_vec();
             location.extend_from_slice(&(index as u32).to_be_bytes());
@@ -110,12 +129,20 @@ impl ChainStore {
 
     /// The write that records the finalized block number.
     pub fn finalized_write(number: u64) -> ChainWrite {
-        (ChainColumn::Meta, META_FINALIZED.to_vec(), Some(number_key(number).to_vec()))
+        (
+            ChainColumn::Meta,
+            META_FINALIZED.to_vec(),
+            Some(number_key(number).to_vec()),
+        )
     }
 
     /// The write that records the genesis file the chain was created from.
     pub fn genesis_write(genesis_json: &[u8]) -> ChainWrite {
-        (ChainColumn::Meta, META_GENESIS.to_vec(), Some(genesis_json.to_vec()))
+        (
+            ChainColumn::Meta,
+            META_GENESIS.to_vec(),
+            Some(genesis_json.to_vec()),
+        )
     }
 
     /// The genesis file the chain was created from.
@@ -128,11 +155,14 @@ impl ChainStore {
         let Some(bytes) = self.db.get_chain(ChainColumn::Meta, META_FINALIZED)? else {
             return Ok(None);
         };
-        let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| ChainStoreError::Corrupt {
-            what: "finalized number",
-            key: "meta/finalized".into(),
-            error: format!("{} bytes", bytes.len()),
-        })?;
+        let bytes: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| ChainStoreError::Corrupt {
+                what: "finalized number",
+                key: "meta/finalized".into(),
+                error: format!("{} bytes", bytes.len()),
+            })?;
         Ok(Some(u64::from_be_bytes(bytes)))
     }
 
@@ -156,16 +186,25 @@ impl ChainStore {
         if let Some(block) = self.blocks.get(&number) {
             return Ok(Some(block));
         }
-        let Some(bytes) = self.db.get_chain(ChainColumn::Bodies, &number_key(number))? else {
+        let Some(bytes) = self
+            .db
+            .get_chain(ChainColumn::Bodies, &number_key(number))?
+        else {
             return Ok(None);
         };
-        let stored = StoredBlock::decode(&mut bytes.as_slice()).map_err(|e| ChainStoreError::Corrupt {
-            what: "block",
-            key: number.to_string(),
-            error: e.to_string(),
-        })?;
+        let stored =
+            StoredBlock::decode(&mut bytes.as_slice()).map_err(|e| ChainStoreError::Corrupt {
+                what: "block",
+                key: number.to_string(),
+                error: e.to_string(),
+            })?;
         let size = stored.block.size();
-        let tx_hashes = stored.block.transactions.iter().map(|tx| *tx.tx_hash()).collect();
+        let tx_hashes = stored
+            .block
+            .transactions
+            .iter()
+            .map(|tx| *tx.tx_hash())
+            .collect();
         let block = Arc::new(IndexedBlock {
             block: stored.block.seal_slow(),
             senders: stored.senders,
@@ -181,24 +220,37 @@ impl ChainStore {
         let Some(bytes) = self.db.get_chain(ChainColumn::Headers, hash.as_slice())? else {
             return Ok(None);
         };
-        let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| ChainStoreError::Corrupt {
-            what: "hash index",
-            key: hash.to_string(),
-            error: "not 8 bytes".into(),
-        })?;
+        let bytes: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| ChainStoreError::Corrupt {
+                what: "hash index",
+                key: hash.to_string(),
+                error: "not 8 bytes".into(),
+            })?;
         Ok(Some(u64::from_be_bytes(bytes)))
     }
 
     /// The receipts of canonical block `number`.
-    pub fn receipts(&self, number: u64) -> Result<Option<Arc<Vec<StoredReceipt>>>, ChainStoreError> {
+    pub fn receipts(
+        &self,
+        number: u64,
+    ) -> Result<Option<Arc<Vec<StoredReceipt>>>, ChainStoreError> {
         if let Some(receipts) = self.receipts.get(&number) {
             return Ok(Some(receipts));
         }
-        let Some(bytes) = self.db.get_chain(ChainColumn::Receipts, &number_key(number))? else {
+        let Some(bytes) = self
+            .db
+            .get_chain(ChainColumn::Receipts, &number_key(number))?
+        else {
             return Ok(None);
         };
         let receipts = Vec::<StoredReceipt>::decode(&mut bytes.as_slice()).map_err(|e| {
-            ChainStoreError::Corrupt { what: "receipts", key: number.to_string(), error: e.to_string() }
+            ChainStoreError::Corrupt {
+                what: "receipts",
+                key: number.to_string(),
+                error: e.to_string(),
+            }
         })?;
         let receipts = Arc::new(receipts);
         self.receipts.insert(number, receipts.clone());
@@ -206,7 +258,10 @@ impl ChainStore {
     }
 
     /// Where a mined transaction is: (block number, index).
-    pub fn transaction_location(&self, hash: &B256) -> Result<Option<(u64, usize)>, ChainStoreError> {
+    pub fn transaction_location(
+        &self,
+        hash: &B256,
+    ) -> Result<Option<(u64, usize)>, ChainStoreError> {
         let Some(bytes) = self.db.get_chain(ChainColumn::TxIndex, hash.as_slice())? else {
             return Ok(None);
         };

@@ -68,7 +68,9 @@ pub enum InvalidBlock {
         got: u64,
     },
     /// Timestamp before the parent's or too far in the future.
-    #[error("timestamp {got} is before the parent's {parent} or more than {MAX_FUTURE_SECONDS}s ahead of now ({now})")]
+    #[error(
+        "timestamp {got} is before the parent's {parent} or more than {MAX_FUTURE_SECONDS}s ahead of now ({now})"
+    )]
     Timestamp {
         /// The block's.
         got: u64,
@@ -159,7 +161,9 @@ pub enum InvalidBlock {
 
 /// The base fee of the child of `parent` (EIP-1559 with Ethereum's parameters).
 pub fn next_base_fee(parent: &Header) -> u64 {
-    let base_fee = parent.base_fee_per_gas.unwrap_or(chain_primitives::genesis::DEFAULT_BASE_FEE);
+    let base_fee = parent
+        .base_fee_per_gas
+        .unwrap_or(chain_primitives::genesis::DEFAULT_BASE_FEE);
     BaseFeeParams::ethereum().next_block_base_fee(parent.gas_used, parent.gas_limit, base_fee)
 }
 
@@ -177,7 +181,13 @@ pub fn block_env(spec: &ChainSpec, header: &Header) -> ExecutionEnv {
 }
 
 /// The environment of a block built on `parent` at `timestamp` by `beneficiary`.
-pub fn child_env(spec: &ChainSpec, parent: &Header, timestamp: u64, beneficiary: Address, prevrandao: B256) -> ExecutionEnv {
+pub fn child_env(
+    spec: &ChainSpec,
+    parent: &Header,
+    timestamp: u64,
+    beneficiary: Address,
+    prevrandao: B256,
+) -> ExecutionEnv {
     ExecutionEnv::new(BlockEnv {
         number: parent.number + 1,
         timestamp,
@@ -211,8 +221,18 @@ pub fn next_mix(parent: &Header, reveal: &[u8]) -> B256 {
 /// the proposer's signature over the slot. Blocks of the running producer carry the engine's
 /// hash-chain reveal instead ([`chain_consensus::ValidatorKey::randao_reveal`]).
 pub fn randao_reveal(signer: &PrivateKeySigner, chain_id: u64, slot: u64) -> Bytes {
-    let message = keccak256([b"chaind-randao".as_slice(), &chain_id.to_be_bytes(), &slot.to_be_bytes()].concat());
-    signer.sign_hash_sync(&message).map(|s| Bytes::from(s.as_bytes().to_vec())).unwrap_or_default()
+    let message = keccak256(
+        [
+            b"chaind-randao".as_slice(),
+            &chain_id.to_be_bytes(),
+            &slot.to_be_bytes(),
+        ]
+        .concat(),
+    );
+    signer
+        .sign_hash_sync(&message)
+        .map(|s| Bytes::from(s.as_bytes().to_vec()))
+        .unwrap_or_default()
 }
 
 /// Builds, executes and seals a block on `parent` from `candidates` (in the pool's order; the
@@ -233,7 +253,13 @@ pub fn build_block(
     signer: &PrivateKeySigner,
 ) -> anyhow::Result<ExecutedBlock> {
     let parent_header = parent.block.header();
-    let env = child_env(spec, parent_header, timestamp, signer.address(), next_mix(parent_header, &reveal));
+    let env = child_env(
+        spec,
+        parent_header,
+        timestamp,
+        signer.address(),
+        next_mix(parent_header, &reveal),
+    );
     let mut txs = Vec::with_capacity(candidates.len());
     let mut senders = Vec::with_capacity(candidates.len());
     let mut envs = Vec::with_capacity(candidates.len());
@@ -241,7 +267,10 @@ pub fn build_block(
     let mut gas = 0u64;
     for (tx, sender) in candidates {
         let Ok(env) = tx_env(&tx, sender) else {
-            skipped.push((*tx.tx_hash(), SkipReason::Invalid("unsupported transaction type".into())));
+            skipped.push((
+                *tx.tx_hash(),
+                SkipReason::Invalid("unsupported transaction type".into()),
+            ));
             continue;
         };
         if gas.saturating_add(env.gas_limit) > spec.gas_limit {
@@ -298,11 +327,20 @@ pub fn build_block(
         randao_reveal: reveal,
         payload: Bytes::new(),
     };
-    let block = Block { header, transactions: included_txs, seal };
+    let block = Block {
+        header,
+        transactions: included_txs,
+        seal,
+    };
     let size = block.size();
     let tx_hashes = block.transactions.iter().map(|tx| *tx.tx_hash()).collect();
     Ok(ExecutedBlock {
-        block: Arc::new(IndexedBlock { block: block.seal_slow(), senders: included_senders, tx_hashes, size }),
+        block: Arc::new(IndexedBlock {
+            block: block.seal_slow(),
+            senders: included_senders,
+            tx_hashes,
+            size,
+        }),
         receipts: Arc::new(receipts),
         diff: output.diff,
         skipped,
@@ -325,33 +363,61 @@ pub fn validate_and_execute(
     let header = &block.header;
     let invalid = |e: InvalidBlock| Err(ValidationFailure::Invalid(e));
     if header.parent_hash != head.block.hash() {
-        return invalid(InvalidBlock::ParentHash { expected: head.block.hash(), got: header.parent_hash });
+        return invalid(InvalidBlock::ParentHash {
+            expected: head.block.hash(),
+            got: header.parent_hash,
+        });
     }
     if header.number != parent.number + 1 {
-        return invalid(InvalidBlock::Number { expected: parent.number + 1, got: header.number });
+        return invalid(InvalidBlock::Number {
+            expected: parent.number + 1,
+            got: header.number,
+        });
     }
     // Sub-second slots share a second: timestamps may repeat but never go back.
     if header.timestamp < parent.timestamp || header.timestamp > now_seconds + MAX_FUTURE_SECONDS {
-        return invalid(InvalidBlock::Timestamp { got: header.timestamp, parent: parent.timestamp, now: now_seconds });
+        return invalid(InvalidBlock::Timestamp {
+            got: header.timestamp,
+            parent: parent.timestamp,
+            now: now_seconds,
+        });
     }
     if header.gas_limit != spec.gas_limit {
-        return invalid(InvalidBlock::GasLimit { expected: spec.gas_limit, got: header.gas_limit });
+        return invalid(InvalidBlock::GasLimit {
+            expected: spec.gas_limit,
+            got: header.gas_limit,
+        });
     }
     if header.gas_used > header.gas_limit {
-        return invalid(InvalidBlock::GasUsedAboveLimit { used: header.gas_used, limit: header.gas_limit });
+        return invalid(InvalidBlock::GasUsedAboveLimit {
+            used: header.gas_used,
+            limit: header.gas_limit,
+        });
     }
     let expected_base_fee = next_base_fee(parent);
     if header.base_fee_per_gas != Some(expected_base_fee) {
-        return invalid(InvalidBlock::BaseFee { expected: expected_base_fee, got: header.base_fee_per_gas });
+        return invalid(InvalidBlock::BaseFee {
+            expected: expected_base_fee,
+            got: header.base_fee_per_gas,
+        });
     }
     if header.ommers_hash != EMPTY_OMMER_ROOT_HASH {
-        return invalid(InvalidBlock::ConstantField { field: "ommersHash", expected: "the empty list's hash" });
+        return invalid(InvalidBlock::ConstantField {
+            field: "ommersHash",
+            expected: "the empty list's hash",
+        });
     }
     if !header.difficulty.is_zero() {
-        return invalid(InvalidBlock::ConstantField { field: "difficulty", expected: "0" });
+        return invalid(InvalidBlock::ConstantField {
+            field: "difficulty",
+            expected: "0",
+        });
     }
     if !header.nonce.is_zero() {
-        return invalid(InvalidBlock::ConstantField { field: "nonce", expected: "0" });
+        return invalid(InvalidBlock::ConstantField {
+            field: "nonce",
+            expected: "0",
+        });
     }
     if header.withdrawals_root.is_some()
         || header.blob_gas_used.is_some()
@@ -359,14 +425,20 @@ pub fn validate_and_execute(
         || header.parent_beacon_block_root.is_some()
         || header.requests_hash.is_some()
     {
-        return invalid(InvalidBlock::ConstantField { field: "post-Shanghai fields", expected: "absent" });
+        return invalid(InvalidBlock::ConstantField {
+            field: "post-Shanghai fields",
+            expected: "absent",
+        });
     }
     if header.extra_data.len() > spec.max_extra_data {
         return invalid(InvalidBlock::ExtraData(header.extra_data.len()));
     }
     let computed = transactions_root(&block.transactions);
     if computed != header.transactions_root {
-        return invalid(InvalidBlock::TransactionsRoot { computed, got: header.transactions_root });
+        return invalid(InvalidBlock::TransactionsRoot {
+            computed,
+            got: header.transactions_root,
+        });
     }
     let hash = header.hash_slow();
     verify_seal(&block, hash).map_err(ValidationFailure::Invalid)?;
@@ -376,43 +448,82 @@ pub fn validate_and_execute(
     for (index, (tx, sender)) in block.transactions.iter().zip(&senders).enumerate() {
         match tx_env(tx, *sender) {
             Ok(env) => envs.push(env),
-            Err(e) => return invalid(InvalidBlock::UnsupportedTransaction { index, reason: e.to_string() }),
+            Err(e) => {
+                return invalid(InvalidBlock::UnsupportedTransaction {
+                    index,
+                    reason: e.to_string(),
+                });
+            }
         }
     }
     let env = block_env(spec, header);
     let started = std::time::Instant::now();
-    let (output, parallel) = executor.execute(&db.reader(), &env, &envs).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
+    let (output, parallel) = executor
+        .execute(&db.reader(), &env, &envs)
+        .map_err(|e| ValidationFailure::Internal(e.to_string()))?;
     let execution_us = started.elapsed().as_micros() as u64;
     let mut receipts = Vec::with_capacity(envs.len());
     for (index, outcome) in output.outcomes.iter().enumerate() {
         match outcome {
             TxOutcome::Included(receipt) => receipts.push(receipt_of(receipt)),
             TxOutcome::Skipped(reason) => {
-                return invalid(InvalidBlock::Transaction { index, reason: reason.to_string() });
+                return invalid(InvalidBlock::Transaction {
+                    index,
+                    reason: reason.to_string(),
+                });
             }
         }
     }
     let mismatch = |field: &'static str, computed: String, got: String| {
-        Err(ValidationFailure::Invalid(InvalidBlock::ExecutionMismatch { field, computed, got }))
+        Err(ValidationFailure::Invalid(
+            InvalidBlock::ExecutionMismatch {
+                field,
+                computed,
+                got,
+            },
+        ))
     };
     if output.gas_used != header.gas_used {
-        return mismatch("gasUsed", output.gas_used.to_string(), header.gas_used.to_string());
+        return mismatch(
+            "gasUsed",
+            output.gas_used.to_string(),
+            header.gas_used.to_string(),
+        );
     }
     if output.logs_bloom != header.logs_bloom {
-        return mismatch("logsBloom", format!("{}", output.logs_bloom), format!("{}", header.logs_bloom));
+        return mismatch(
+            "logsBloom",
+            format!("{}", output.logs_bloom),
+            format!("{}", header.logs_bloom),
+        );
     }
     let computed_receipts = receipts_root(&receipts);
     if computed_receipts != header.receipts_root {
-        return mismatch("receiptsRoot", computed_receipts.to_string(), header.receipts_root.to_string());
+        return mismatch(
+            "receiptsRoot",
+            computed_receipts.to_string(),
+            header.receipts_root.to_string(),
+        );
     }
-    let state_root = db.state_root_after(&output.diff).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
+    let state_root = db
+        .state_root_after(&output.diff)
+        .map_err(|e| ValidationFailure::Internal(e.to_string()))?;
     if state_root != header.state_root {
-        return mismatch("stateRoot", state_root.to_string(), header.state_root.to_string());
+        return mismatch(
+            "stateRoot",
+            state_root.to_string(),
+            header.state_root.to_string(),
+        );
     }
     let size = block.size();
     let tx_hashes = block.transactions.iter().map(|tx| *tx.tx_hash()).collect();
     Ok(ExecutedBlock {
-        block: Arc::new(IndexedBlock { block: block.seal_slow(), senders, tx_hashes, size }),
+        block: Arc::new(IndexedBlock {
+            block: block.seal_slow(),
+            senders,
+            tx_hashes,
+            size,
+        }),
         receipts: Arc::new(receipts),
         diff: output.diff,
         skipped: Vec::new(),
@@ -435,7 +546,9 @@ pub enum ValidationFailure {
 fn verify_seal(block: &Block, hash: B256) -> Result<(), InvalidBlock> {
     let signature = alloy_primitives::Signature::try_from(block.seal.signature.as_ref())
         .map_err(|e| InvalidBlock::Seal(e.to_string()))?;
-    let signer = signature.recover_address_from_prehash(&hash).map_err(|e| InvalidBlock::Seal(e.to_string()))?;
+    let signer = signature
+        .recover_address_from_prehash(&hash)
+        .map_err(|e| InvalidBlock::Seal(e.to_string()))?;
     if signer != block.seal.proposer || signer != block.header.beneficiary {
         return Err(InvalidBlock::Seal(format!(
             "signed by {signer}, proposer {} and beneficiary {}",
@@ -451,12 +564,19 @@ pub fn recover_senders(txs: &[TxEnvelope]) -> Result<Vec<Address>, InvalidBlock>
     use rayon::prelude::*;
     txs.par_iter()
         .enumerate()
-        .map(|(index, tx)| tx.recover_signer().map_err(|_| InvalidBlock::Signature { index }))
+        .map(|(index, tx)| {
+            tx.recover_signer()
+                .map_err(|_| InvalidBlock::Signature { index })
+        })
         .collect()
 }
 
 /// Commits an executed block: state, block, receipts and indexes in one atomic write.
-pub fn commit(chain: &ChainStore, executed: &ExecutedBlock, extra: Vec<chain_state::ChainWrite>) -> anyhow::Result<()> {
+pub fn commit(
+    chain: &ChainStore,
+    executed: &ExecutedBlock,
+    extra: Vec<chain_state::ChainWrite>,
+) -> anyhow::Result<()> {
     let mut writes = ChainStore::block_writes(&executed.block, &executed.receipts);
     writes.extend(extra);
     let number = executed.block.block.number();
@@ -469,4 +589,3 @@ pub fn commit(chain: &ChainStore, executed: &ExecutedBlock, extra: Vec<chain_sta
     chain.cache(executed.block.clone(), executed.receipts.clone());
     Ok(())
 }
-

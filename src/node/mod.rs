@@ -34,7 +34,10 @@ pub use pool::apply_limits as apply_pool_limits;
 
 use crate::node::{
     chain::ChainStore,
-    execution::{ChainSpec, ExecutedBlock, ValidationFailure, block_env, build_block, child_env, commit, next_base_fee, randao_reveal, validate_and_execute},
+    execution::{
+        ChainSpec, ExecutedBlock, ValidationFailure, block_env, build_block, child_env, commit,
+        next_base_fee, randao_reveal, validate_and_execute,
+    },
 };
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header};
 use alloy_primitives::{Address, B256, Bytes, U256};
@@ -42,8 +45,13 @@ use alloy_signer_local::PrivateKeySigner;
 use anyhow::Context as _;
 use chain_consensus::ConsensusConfig;
 use chain_executor::{CodeCache, ExecutionEnv, ExecutionMode, Executor};
-use chain_primitives::{Block, ChainGenesis, ConsensusSeal, StoredReceipt, receipts_root, transactions_root};
-use chain_rpc::{ApiError, ChainApi, Health, HeadEvent, IndexedBlock, PoolContent, PoolRejection, PoolTransaction, SyncStatus};
+use chain_primitives::{
+    Block, ChainGenesis, ConsensusSeal, StoredReceipt, receipts_root, transactions_root,
+};
+use chain_rpc::{
+    ApiError, ChainApi, HeadEvent, Health, IndexedBlock, PoolContent, PoolRejection,
+    PoolTransaction, SyncStatus,
+};
 use chain_state::{HistoricalReader, StateConfig, StateDb};
 use chain_txpool::{PoolConfig, TxPool};
 use parking_lot::RwLock;
@@ -80,7 +88,9 @@ pub struct NodeConfig {
 
 /// Current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct NodeInner {
@@ -117,7 +127,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("head", &self.head_number()).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("head", &self.head_number())
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,8 +153,9 @@ pub struct ProducedBlock {
 impl Node {
     /// Opens (or creates) the node's database and loads its head.
     pub fn open(config: NodeConfig) -> anyhow::Result<Node> {
-        std::fs::create_dir_all(&config.datadir)
-            .with_context(|| format!("cannot create data directory {}", config.datadir.display()))?;
+        std::fs::create_dir_all(&config.datadir).with_context(|| {
+            format!("cannot create data directory {}", config.datadir.display())
+        })?;
         let db = StateDb::open(config.datadir.join("db"), config.state.clone())
             .with_context(|| format!("cannot open the database in {}", config.datadir.display()))?;
         let chain = ChainStore::new(db.clone());
@@ -156,21 +169,28 @@ impl Node {
         if db.latest().is_none() {
             init_genesis(&chain, &config.genesis, &genesis_json)?;
         } else if let Some(stored) = chain.genesis_json()? {
-            let stored: ChainGenesis = serde_json::from_slice(&stored).context("stored genesis is corrupt")?;
+            let stored: ChainGenesis =
+                serde_json::from_slice(&stored).context("stored genesis is corrupt")?;
             anyhow::ensure!(
-                stored.eth.alloc == config.genesis.eth.alloc && stored.chain_id() == config.genesis.chain_id(),
+                stored.eth.alloc == config.genesis.eth.alloc
+                    && stored.chain_id() == config.genesis.chain_id(),
                 "the database in {} holds a different chain (chain id {}); use another --datadir",
                 config.datadir.display(),
                 stored.chain_id()
             );
         }
         let (head_number, _) = db.latest().context("database has no head after genesis")?;
-        let head = chain.block(head_number)?.context("head block missing from the database")?;
+        let head = chain
+            .block(head_number)?
+            .context("head block missing from the database")?;
         let genesis_block = chain.block(0)?.context("genesis block missing")?;
         let genesis_time_ms = genesis_block.block.header().timestamp.saturating_mul(1000);
-        let mut consensus = ConsensusConfig::new(spec.chain_id, genesis_time_ms, spec.block_time_ms);
+        let mut consensus =
+            ConsensusConfig::new(spec.chain_id, genesis_time_ms, spec.block_time_ms);
         consensus.epoch_slots = config.genesis.consensus.epoch_length;
-        consensus.validate().context("the genesis' consensus parameters are unusable")?;
+        consensus
+            .validate()
+            .context("the genesis' consensus parameters are unusable")?;
         let finalized = chain.finalized()?.unwrap_or(0).min(head_number);
         let executor = Executor::new(config.execution);
         let codes = executor.code_cache();
@@ -199,7 +219,9 @@ impl Node {
             safe: AtomicU64::new(finalized),
             commit_lock: parking_lot::Mutex::new(()),
         };
-        Ok(Node { inner: Arc::new(inner) })
+        Ok(Node {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The head block number.
@@ -244,7 +266,10 @@ impl Node {
     pub fn produce_block(&self, slot: u64) -> anyhow::Result<ProducedBlock> {
         let started = std::time::Instant::now();
         let inner = &*self.inner;
-        let signer = inner.validator.as_ref().context("this node has no validator key")?;
+        let signer = inner
+            .validator
+            .as_ref()
+            .context("this node has no validator key")?;
         let _commit = inner.commit_lock.lock();
         let parent = self.head();
         let base_fee = next_base_fee(parent.block.header());
@@ -283,8 +308,16 @@ impl Node {
         let inner = &*self.inner;
         let _commit = inner.commit_lock.lock();
         let head = self.head();
-        let executed = validate_and_execute(&inner.spec, inner.chain.db(), &inner.executor, &head, block, now_ms() / 1000)?;
-        self.commit_executed(&executed, true).map_err(|e| ValidationFailure::Internal(e.to_string()))?;
+        let executed = validate_and_execute(
+            &inner.spec,
+            inner.chain.db(),
+            &inner.executor,
+            &head,
+            block,
+            now_ms() / 1000,
+        )?;
+        self.commit_executed(&executed, true)
+            .map_err(|e| ValidationFailure::Internal(e.to_string()))?;
         Ok(executed.block.block.hash())
     }
 
@@ -292,20 +325,42 @@ impl Node {
     /// (blocks that do not go through the consensus engine); otherwise the engine's finality
     /// known so far is stored with it, and the engine moves finality on through
     /// [`Node::raise_finality`].
-    fn commit_executed(&self, executed: &ExecutedBlock, final_on_commit: bool) -> anyhow::Result<()> {
+    fn commit_executed(
+        &self,
+        executed: &ExecutedBlock,
+        final_on_commit: bool,
+    ) -> anyhow::Result<()> {
         let inner = &*self.inner;
         let number = executed.block.block.number();
-        let finalized = if final_on_commit { number } else { inner.finalized.load(Ordering::Acquire) };
+        let finalized = if final_on_commit {
+            number
+        } else {
+            inner.finalized.load(Ordering::Acquire)
+        };
         // The finalized number rides in the block's atomic batch: the chain data has no
         // separate metadata write.
-        commit(&inner.chain, executed, vec![ChainStore::finalized_write(finalized)])?;
+        commit(
+            &inner.chain,
+            executed,
+            vec![ChainStore::finalized_write(finalized)],
+        )?;
         for (hash, code) in &executed.diff.codes {
-            inner.codes.insert(*hash, chain_executor::revm::state::Bytecode::new_raw(code.clone()));
+            inner.codes.insert(
+                *hash,
+                chain_executor::revm::state::Bytecode::new_raw(code.clone()),
+            );
         }
         *inner.head.write() = executed.block.clone();
-        inner.last_block_produced_ms.store(now_ms(), Ordering::Relaxed);
+        inner
+            .last_block_produced_ms
+            .store(now_ms(), Ordering::Relaxed);
         let header = executed.block.block.header();
-        pool::on_new_block(&inner.pool, &executed.block.senders, &inner.chain.db().reader(), next_base_fee(header));
+        pool::on_new_block(
+            &inner.pool,
+            &executed.block.senders,
+            &inner.chain.db().reader(),
+            next_base_fee(header),
+        );
         // No subscriber is fine: send fails only when nobody listens.
         let _ = inner.heads.send(HeadEvent {
             block: executed.block.clone(),
@@ -316,15 +371,19 @@ impl Node {
         if final_on_commit {
             self.raise_finality(number, number);
         }
-        metrics::histogram!("chaind_block_execution_seconds").record(executed.execution_us as f64 / 1e6);
-        metrics::counter!("chaind_transactions_total").increment(executed.block.tx_hashes.len() as u64);
+        metrics::histogram!("chaind_block_execution_seconds")
+            .record(executed.execution_us as f64 / 1e6);
+        metrics::counter!("chaind_transactions_total")
+            .increment(executed.block.tx_hashes.len() as u64);
         if let Some(stats) = &executed.parallel {
             let txs = executed.block.tx_hashes.len().max(1) as f64;
-            metrics::gauge!("chaind_execution_executions_per_tx").set(stats.executions as f64 / txs);
+            metrics::gauge!("chaind_execution_executions_per_tx")
+                .set(stats.executions as f64 / txs);
             if stats.run_us > 0 {
                 // Average number of workers busy in the EVM during the run: the speedup over
                 // one worker, before Block-STM's own bookkeeping.
-                metrics::gauge!("chaind_execution_parallelism").set(stats.busy_us as f64 / stats.run_us as f64);
+                metrics::gauge!("chaind_execution_parallelism")
+                    .set(stats.busy_us as f64 / stats.run_us as f64);
             }
             if stats.fallback.is_some() {
                 metrics::counter!("chaind_execution_sequential_fallbacks_total").increment(1);
@@ -339,7 +398,10 @@ impl Node {
     /// Moves the finalized and safe (justified) block numbers up; they never go down.
     pub(crate) fn raise_finality(&self, finalized: u64, safe: u64) {
         let inner = &*self.inner;
-        let finalized = inner.finalized.fetch_max(finalized, Ordering::AcqRel).max(finalized);
+        let finalized = inner
+            .finalized
+            .fetch_max(finalized, Ordering::AcqRel)
+            .max(finalized);
         inner.safe.fetch_max(safe.max(finalized), Ordering::AcqRel);
         metrics::gauge!("chaind_finalized_block").set(finalized as f64);
     }
@@ -364,12 +426,20 @@ impl Node {
 
     /// Produces blocks with the consensus engine until `shutdown` is set (see
     /// [`consensus::BlockProducer::run`]). Runs on the calling thread.
-    pub fn run_producer(&self, shutdown: &AtomicBool, on_block: impl FnMut(&ProducedBlock)) -> anyhow::Result<()> {
+    pub fn run_producer(
+        &self,
+        shutdown: &AtomicBool,
+        on_block: impl FnMut(&ProducedBlock),
+    ) -> anyhow::Result<()> {
         self.block_producer()?.run(shutdown, on_block)
     }
 }
 
-fn init_genesis(chain: &ChainStore, genesis: &ChainGenesis, genesis_json: &[u8]) -> anyhow::Result<()> {
+fn init_genesis(
+    chain: &ChainStore,
+    genesis: &ChainGenesis,
+    genesis_json: &[u8],
+) -> anyhow::Result<()> {
     let alloc = genesis.alloc_diff();
     let state_root = chain.db().state_root_after(&alloc)?;
     let header = Header {
@@ -391,9 +461,18 @@ fn init_genesis(chain: &ChainStore, genesis: &ChainGenesis, genesis_json: &[u8])
         base_fee_per_gas: Some(genesis.base_fee()),
         ..Header::default()
     };
-    let block = Block { header, transactions: Vec::new(), seal: ConsensusSeal::default() };
+    let block = Block {
+        header,
+        transactions: Vec::new(),
+        seal: ConsensusSeal::default(),
+    };
     let size = block.size();
-    let indexed = IndexedBlock { block: block.seal_slow(), senders: Vec::new(), tx_hashes: Vec::new(), size };
+    let indexed = IndexedBlock {
+        block: block.seal_slow(),
+        senders: Vec::new(),
+        tx_hashes: Vec::new(),
+        size,
+    };
     let mut writes = ChainStore::block_writes(&indexed, &[]);
     writes.push(ChainStore::genesis_write(genesis_json));
     writes.push(ChainStore::finalized_write(0));
@@ -423,11 +502,17 @@ impl ChainApi for Node {
     }
 
     fn safe_number(&self) -> u64 {
-        self.inner.safe.load(Ordering::Acquire).min(Node::head_number(self))
+        self.inner
+            .safe
+            .load(Ordering::Acquire)
+            .min(Node::head_number(self))
     }
 
     fn finalized_number(&self) -> u64 {
-        self.inner.finalized.load(Ordering::Acquire).min(Node::head_number(self))
+        self.inner
+            .finalized
+            .load(Ordering::Acquire)
+            .min(Node::head_number(self))
     }
 
     fn block_by_number(&self, number: u64) -> Result<Option<Arc<IndexedBlock>>, ApiError> {
@@ -449,20 +534,38 @@ impl ChainApi for Node {
     }
 
     fn transaction_location(&self, hash: B256) -> Result<Option<(u64, usize)>, ApiError> {
-        self.inner.chain.transaction_location(&hash).map_err(api_error)
+        self.inner
+            .chain
+            .transaction_location(&hash)
+            .map_err(api_error)
     }
 
     fn state_at(&self, number: u64) -> Result<Self::State, ApiError> {
-        self.inner.chain.db().reader_at(number).map_err(|e| match e {
-            chain_state::StateError::UnknownBlock { .. } | chain_state::StateError::PrunedBlock { .. } => ApiError::StatePruned(number),
-            other => api_error(other),
-        })
+        self.inner
+            .chain
+            .db()
+            .reader_at(number)
+            .map_err(|e| match e {
+                chain_state::StateError::UnknownBlock { .. }
+                | chain_state::StateError::PrunedBlock { .. } => ApiError::StatePruned(number),
+                other => api_error(other),
+            })
     }
 
     fn next_block_env(&self, parent: &Header) -> ExecutionEnv {
-        let beneficiary = self.inner.validator.as_ref().map_or(Address::ZERO, |v| v.address());
+        let beneficiary = self
+            .inner
+            .validator
+            .as_ref()
+            .map_or(Address::ZERO, |v| v.address());
         let timestamp = (now_ms() / 1000).max(parent.timestamp);
-        child_env(&self.inner.spec, parent, timestamp, beneficiary, parent.mix_hash)
+        child_env(
+            &self.inner.spec,
+            parent,
+            timestamp,
+            beneficiary,
+            parent.mix_hash,
+        )
     }
 
     fn block_env(&self, header: &Header) -> ExecutionEnv {
@@ -481,11 +584,17 @@ impl ChainApi for Node {
         self.inner
             .pool
             .add_raw(raw, &self.inner.chain.db().reader())
-            .map_err(|e| PoolRejection { code: -32000, message: e.geth_message() })
+            .map_err(|e| PoolRejection {
+                code: -32000,
+                message: e.geth_message(),
+            })
     }
 
     fn pool_transaction(&self, hash: B256) -> Option<PoolTransaction> {
-        self.inner.pool.get(&hash).map(|tx| PoolTransaction { tx: tx.tx().clone(), sender: tx.sender() })
+        self.inner.pool.get(&hash).map(|tx| PoolTransaction {
+            tx: tx.tx().clone(),
+            sender: tx.sender(),
+        })
     }
 
     fn pending_nonce(&self, address: Address) -> Option<u64> {
@@ -519,10 +628,15 @@ impl ChainApi for Node {
     fn health(&self) -> Health {
         let head = self.head();
         let head_age_ms = now_ms().saturating_sub(head.block.header().timestamp * 1000);
-        let since_produced = now_ms().saturating_sub(self.inner.last_block_produced_ms.load(Ordering::Relaxed));
+        let since_produced =
+            now_ms().saturating_sub(self.inner.last_block_produced_ms.load(Ordering::Relaxed));
         // Healthy while blocks keep coming: no more than a few slots without one.
         let healthy = since_produced <= 5 * self.inner.spec.block_time_ms.max(1000);
-        Health { head_number: head.block.number(), head_age_ms, healthy }
+        Health {
+            head_number: head.block.number(),
+            head_age_ms,
+            healthy,
+        }
     }
 
     fn accounts(&self) -> Vec<Address> {

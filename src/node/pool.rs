@@ -43,7 +43,12 @@ pub fn on_new_block<R: StateReader>(pool: &TxPool, senders: &[Address], state: &
     changed.sort_unstable();
     changed.dedup();
     let update = pool.on_new_block(&changed, state, base_fee);
-    tracing::debug!(removed = update.removed, promoted = update.promoted, evicted = update.evicted, "pool updated");
+    tracing::debug!(
+        removed = update.removed,
+        promoted = update.promoted,
+        evicted = update.evicted,
+        "pool updated"
+    );
 }
 
 /// (pending, queued).
@@ -55,22 +60,38 @@ pub fn counts(pool: &TxPool) -> (usize, usize) {
 /// The pool's content in RPC's terms.
 pub fn rpc_content(pool: &TxPool) -> chain_rpc::PoolContent {
     let content = pool.content();
-    let convert = |side: BTreeMap<Address, BTreeMap<u64, std::sync::Arc<chain_txpool::PooledTx>>>| {
-        side.into_iter()
-            .map(|(sender, txs)| {
-                let txs = txs
-                    .into_iter()
-                    .map(|(nonce, tx)| (nonce, chain_rpc::PoolTransaction { tx: tx.tx().clone(), sender: tx.sender() }))
-                    .collect();
-                (sender, txs)
-            })
-            .collect()
-    };
-    chain_rpc::PoolContent { pending: convert(content.pending), queued: convert(content.queued) }
+    let convert =
+        |side: BTreeMap<Address, BTreeMap<u64, std::sync::Arc<chain_txpool::PooledTx>>>| {
+            side.into_iter()
+                .map(|(sender, txs)| {
+                    let txs = txs
+                        .into_iter()
+                        .map(|(nonce, tx)| {
+                            (
+                                nonce,
+                                chain_rpc::PoolTransaction {
+                                    tx: tx.tx().clone(),
+                                    sender: tx.sender(),
+                                },
+                            )
+                        })
+                        .collect();
+                    (sender, txs)
+                })
+                .collect()
+        };
+    chain_rpc::PoolContent {
+        pending: convert(content.pending),
+        queued: convert(content.queued),
+    }
 }
 
 /// Overrides the pool's per-sender and global limits from the config file.
-pub fn apply_limits(config: &mut PoolConfig, max_per_sender: Option<usize>, max_total: Option<usize>) {
+pub fn apply_limits(
+    config: &mut PoolConfig,
+    max_per_sender: Option<usize>,
+    max_total: Option<usize>,
+) {
     if let Some(per_sender) = max_per_sender {
         config.account_slots = per_sender;
     }

@@ -27,7 +27,9 @@ impl PartialOrd for Candidate {
 impl Ord for Candidate {
     /// Higher tip first; on equal tips the earlier arrival (lower sequence number) first.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.tip.cmp(&other.tip).then_with(|| other.seq.cmp(&self.seq))
+        self.tip
+            .cmp(&other.tip)
+            .then_with(|| other.seq.cmp(&self.seq))
     }
 }
 
@@ -59,11 +61,20 @@ impl<'pool> BestTransactions<'pool> {
             .filter_map(|txs| txs.txs.get(&txs.state_nonce))
             .filter_map(|entry| {
                 let tip = entry.tx.effective_tip(base_fee)?;
-                Some(Candidate { tip, seq: entry.seq, tx: entry.tx.clone() })
+                Some(Candidate {
+                    tip,
+                    seq: entry.seq,
+                    tx: entry.tx.clone(),
+                })
             })
             .collect();
         drop(inner);
-        Self { pool, base_fee, heap, invalid: AddressHashSet::default() }
+        Self {
+            pool,
+            base_fee,
+            heap,
+            invalid: AddressHashSet::default(),
+        }
     }
 
     /// Skips every further transaction of `sender`: one of its transactions failed or did not
@@ -82,7 +93,11 @@ impl<'pool> BestTransactions<'pool> {
         }
         let entry = txs.txs.get(&next)?;
         let tip = entry.tx.effective_tip(self.base_fee)?;
-        Some(Candidate { tip, seq: entry.seq, tx: entry.tx.clone() })
+        Some(Candidate {
+            tip,
+            seq: entry.seq,
+            tx: entry.tx.clone(),
+        })
     }
 }
 

@@ -212,7 +212,11 @@ impl PoolError {
             Self::TipBelowMinimum { tip, minimum } => format!(
                 "transaction gas price below minimum: gas tip cap {tip}, minimum needed {minimum}"
             ),
-            Self::FeeCapBelowBaseFee { sender, max_fee, base_fee } => format!(
+            Self::FeeCapBelowBaseFee {
+                sender,
+                max_fee,
+                base_fee,
+            } => format!(
                 "max fee per gas less than block base fee: address {}, maxFeePerGas: {max_fee}, baseFee: {base_fee}",
                 sender.to_checksum(None)
             ),
@@ -220,10 +224,17 @@ impl PoolError {
                 format!("sender not an eoa: address {}", sender.to_checksum(None))
             }
             Self::AlreadyKnown => "already known".to_owned(),
-            Self::NonceTooLow { tx_nonce, state_nonce } => {
+            Self::NonceTooLow {
+                tx_nonce,
+                state_nonce,
+            } => {
                 format!("nonce too low: next nonce {state_nonce}, tx nonce {tx_nonce}")
             }
-            Self::InsufficientFunds { balance, queued_cost, tx_cost } => {
+            Self::InsufficientFunds {
+                balance,
+                queued_cost,
+                tx_cost,
+            } => {
                 let need = queued_cost.saturating_add(*tx_cost);
                 let overshot = need.saturating_sub(*balance);
                 if queued_cost.is_zero() {

@@ -67,7 +67,10 @@ fn price_rank(tx: &PooledTx, base_fee: u64) -> PriceRank {
 }
 
 fn eviction_key(entry: &PoolEntry, base_fee: u64) -> EvictionKey {
-    EvictionKey { price: price_rank(&entry.tx, base_fee), newest_first: Reverse(entry.seq) }
+    EvictionKey {
+        price: price_rank(&entry.tx, base_fee),
+        newest_first: Reverse(entry.seq),
+    }
 }
 
 /// Which of a sender's sets a transaction joins.
@@ -105,7 +108,10 @@ impl PoolInner {
     fn counts(&self, sender: &Address) -> Counts {
         self.senders
             .get(sender)
-            .map(|s| Counts { pending: s.pending_len, queued: s.queued_len() })
+            .map(|s| Counts {
+                pending: s.pending_len,
+                queued: s.queued_len(),
+            })
             .unwrap_or_default()
     }
 
@@ -123,13 +129,19 @@ impl PoolInner {
                 self.queued_tails.remove(&(key, sender));
             }
         }
-        let Some(txs) = self.senders.get(&sender) else { return };
+        let Some(txs) = self.senders.get(&sender) else {
+            return;
+        };
         if txs.txs.is_empty() {
             self.senders.remove(&sender);
             return;
         }
-        let pending_key = txs.pending_tail().map(|entry| eviction_key(entry, self.base_fee));
-        let queued_key = txs.queued_tail().map(|entry| eviction_key(entry, self.base_fee));
+        let pending_key = txs
+            .pending_tail()
+            .map(|entry| eviction_key(entry, self.base_fee));
+        let queued_key = txs
+            .queued_tail()
+            .map(|entry| eviction_key(entry, self.base_fee));
         if let Some(key) = pending_key {
             self.pending_tails.insert((key, sender));
         }
@@ -145,8 +157,12 @@ impl PoolInner {
         self.queued_tails.clear();
         self.tail_keys.clear();
         for (sender, txs) in &self.senders {
-            let pending_key = txs.pending_tail().map(|entry| eviction_key(entry, self.base_fee));
-            let queued_key = txs.queued_tail().map(|entry| eviction_key(entry, self.base_fee));
+            let pending_key = txs
+                .pending_tail()
+                .map(|entry| eviction_key(entry, self.base_fee));
+            let queued_key = txs
+                .queued_tail()
+                .map(|entry| eviction_key(entry, self.base_fee));
             if let Some(key) = pending_key {
                 self.pending_tails.insert((key, *sender));
             }
@@ -173,10 +189,18 @@ impl PoolInner {
         promoted: &mut Vec<TxHash>,
     ) -> usize {
         let before = self.counts(&sender);
-        let Some(txs) = self.senders.get_mut(&sender) else { return 0 };
+        let Some(txs) = self.senders.get_mut(&sender) else {
+            return 0;
+        };
         let mut removed = Vec::new();
         txs.needs_refresh = false;
-        txs.refresh(account.nonce, account.balance, config.account_slots, &mut removed, promoted);
+        txs.refresh(
+            account.nonce,
+            account.balance,
+            config.account_slots,
+            &mut removed,
+            promoted,
+        );
         for tx in &removed {
             self.by_hash.remove(&tx.hash());
         }
@@ -191,7 +215,10 @@ impl PoolInner {
             Class::Queued => &self.queued_tails,
         };
         // A sender has at most one tail per set, so at most one entry is skipped.
-        tails.iter().find(|(_, sender)| sender != except).map(|(key, _)| *key)
+        tails
+            .iter()
+            .find(|(_, sender)| sender != except)
+            .map(|(key, _)| *key)
     }
 
     /// Validates `tx` against the sender's account and the pool, and pools it.
@@ -234,7 +261,10 @@ impl PoolInner {
         let txs = self.senders.get(&sender).unwrap_or(&fresh);
         let nonce = tx.nonce();
         if nonce < txs.state_nonce {
-            return Err(PoolError::NonceTooLow { tx_nonce: nonce, state_nonce: txs.state_nonce });
+            return Err(PoolError::NonceTooLow {
+                tx_nonce: nonce,
+                state_nonce: txs.state_nonce,
+            });
         }
         let replacing = txs.txs.get(&nonce);
         if let Some(old) = replacing
@@ -246,7 +276,9 @@ impl PoolInner {
         }
         let cost = tx.cost();
         let queued_cost = txs.cost_ahead(nonce).ok_or(PoolError::CostOverflow)?;
-        let need = queued_cost.checked_add(cost).ok_or(PoolError::CostOverflow)?;
+        let need = queued_cost
+            .checked_add(cost)
+            .ok_or(PoolError::CostOverflow)?;
         if need > txs.balance {
             return Err(PoolError::InsufficientFunds {
                 balance: txs.balance,
@@ -261,13 +293,19 @@ impl PoolInner {
                 Class::Queued
             };
             if class == Class::Queued && txs.queued_len() >= config.account_queue {
-                return Err(PoolError::AccountLimitExceeded { pooled: txs.txs.len() });
+                return Err(PoolError::AccountLimitExceeded {
+                    pooled: txs.txs.len(),
+                });
             }
             self.make_room(class, &sender, &tx, config)?;
         }
 
         let before = self.counts(&sender);
-        let entry = PoolEntry { tx: Arc::new(tx), seq: self.next_seq, announced: false };
+        let entry = PoolEntry {
+            tx: Arc::new(tx),
+            seq: self.next_seq,
+            announced: false,
+        };
         self.next_seq += 1;
         self.by_hash.insert(hash, entry.tx.clone());
         let txs = self.senders.entry(sender).or_insert(fresh);
@@ -278,7 +316,11 @@ impl PoolInner {
         *evicted += self.enforce_limits(config);
         // `make_room` guarantees a cheaper victim than this transaction; this only guards the
         // promise that an accepted transaction is pooled.
-        if self.by_hash.contains_key(&hash) { Ok(hash) } else { Err(PoolError::Underpriced) }
+        if self.by_hash.contains_key(&hash) {
+            Ok(hash)
+        } else {
+            Err(PoolError::Underpriced)
+        }
     }
 
     /// Keeps of `promoted` the hashes still pooled: eviction in the same operation may have
@@ -328,13 +370,19 @@ impl PoolInner {
                 if total <= limit {
                     break;
                 }
-                let Some(&(_, sender)) = tails.first() else { break };
-                let Some(txs) = self.senders.get(&sender) else { break };
+                let Some(&(_, sender)) = tails.first() else {
+                    break;
+                };
+                let Some(txs) = self.senders.get(&sender) else {
+                    break;
+                };
                 let nonce = match class {
                     Class::Pending => txs.pending_end() - 1,
-                    Class::Queued => {
-                        *txs.txs.last_key_value().map(|(nonce, _)| nonce).unwrap_or(&0)
-                    }
+                    Class::Queued => *txs
+                        .txs
+                        .last_key_value()
+                        .map(|(nonce, _)| nonce)
+                        .unwrap_or(&0),
                 };
                 if let Some(tx) = self.remove_at(sender, nonce) {
                     tracing::debug!(hash = %tx.hash(), %sender, nonce, ?class, "evicted from full pool");
@@ -370,7 +418,10 @@ impl PoolInner {
         // Without a state to read, assume the abandoned block's transactions are the next ones
         // the account sends and that it can pay for them; the next block update reads the
         // account and corrects both.
-        let txs = self.senders.entry(sender).or_insert_with(|| SenderTxs::new(nonce, U256::MAX));
+        let txs = self
+            .senders
+            .entry(sender)
+            .or_insert_with(|| SenderTxs::new(nonce, U256::MAX));
         txs.needs_refresh = true;
         if txs.txs.contains_key(&nonce) {
             // The sender re-sent this nonce since: the pooled one is the newer intent.
@@ -382,7 +433,11 @@ impl PoolInner {
             txs.refresh(nonce, balance, config.account_slots, &mut removed, promoted);
             debug_assert!(removed.is_empty(), "moving the nonce back drops nothing");
         }
-        let entry = PoolEntry { tx, seq: self.next_seq, announced: false };
+        let entry = PoolEntry {
+            tx,
+            seq: self.next_seq,
+            announced: false,
+        };
         self.next_seq += 1;
         self.by_hash.insert(entry.tx.hash(), entry.tx.clone());
         txs.insert(entry, config.account_slots, promoted);
@@ -422,7 +477,11 @@ impl TxPool {
     /// An empty pool with base fee 0; the node sets the head's with [`TxPool::set_base_fee`].
     pub fn new(config: PoolConfig) -> Self {
         let (pending_hashes, _) = broadcast::channel(config.notification_capacity.max(1));
-        Self { config, inner: RwLock::new(PoolInner::default()), pending_hashes }
+        Self {
+            config,
+            inner: RwLock::new(PoolInner::default()),
+            pending_hashes,
+        }
     }
 
     /// The pool's configuration.
@@ -551,8 +610,10 @@ impl TxPool {
         targets.sort_unstable();
         targets.dedup();
         // Read outside the lock: admissions continue meanwhile.
-        let accounts: Vec<(Address, Result<Option<Account>, PoolError>)> =
-            targets.into_par_iter().map(|sender| (sender, read_account(state, &sender))).collect();
+        let accounts: Vec<(Address, Result<Option<Account>, PoolError>)> = targets
+            .into_par_iter()
+            .map(|sender| (sender, read_account(state, &sender)))
+            .collect();
 
         let mut update = PoolUpdate::default();
         let mut promoted = Vec::new();
@@ -641,13 +702,20 @@ impl TxPool {
     /// (`eth_getTransactionCount(address, "pending")`); `None` if the pool holds nothing from
     /// it, in which case the account nonce is the answer.
     pub fn pending_nonce(&self, address: &Address) -> Option<u64> {
-        self.inner.read().senders.get(address).map(SenderTxs::pending_end)
+        self.inner
+            .read()
+            .senders
+            .get(address)
+            .map(SenderTxs::pending_end)
     }
 
     /// Numbers of pending and queued transactions.
     pub fn status(&self) -> PoolStatus {
         let inner = self.inner.read();
-        PoolStatus { pending: inner.pending_total, queued: inner.queued_total }
+        PoolStatus {
+            pending: inner.pending_total,
+            queued: inner.queued_total,
+        }
     }
 
     /// Number of pooled transactions.
@@ -667,9 +735,14 @@ impl TxPool {
         for (sender, txs) in &inner.senders {
             let pending_end = txs.pending_end();
             for (nonce, entry) in &txs.txs {
-                let set =
-                    if *nonce < pending_end { &mut content.pending } else { &mut content.queued };
-                set.entry(*sender).or_default().insert(*nonce, entry.tx.clone());
+                let set = if *nonce < pending_end {
+                    &mut content.pending
+                } else {
+                    &mut content.queued
+                };
+                set.entry(*sender)
+                    .or_default()
+                    .insert(*nonce, entry.tx.clone());
             }
         }
         content
@@ -707,7 +780,10 @@ impl TxPool {
                     return Err(format!("{sender}: entry at {nonce} misfiled"));
                 }
                 if *nonce < txs.state_nonce {
-                    return Err(format!("{sender}: nonce {nonce} below state {}", txs.state_nonce));
+                    return Err(format!(
+                        "{sender}: nonce {nonce} below state {}",
+                        txs.state_nonce
+                    ));
                 }
                 if inner.by_hash.get(&entry.tx.hash()) != Some(&entry.tx) {
                     return Err(format!("{sender}: nonce {nonce} missing from hash index"));
@@ -720,21 +796,31 @@ impl TxPool {
                 }
             }
             if cost != txs.pending_cost {
-                return Err(format!("{sender}: pending cost {} != {cost}", txs.pending_cost));
+                return Err(format!(
+                    "{sender}: pending cost {} != {cost}",
+                    txs.pending_cost
+                ));
             }
             if cost > txs.balance {
                 return Err(format!("{sender}: pending run unaffordable"));
             }
             if txs.pending_len > config.account_slots {
-                return Err(format!("{sender}: {} pending over the slot limit", txs.pending_len));
+                return Err(format!(
+                    "{sender}: {} pending over the slot limit",
+                    txs.pending_len
+                ));
             }
             let mut probe = txs.clone();
             probe.extend_pending(config.account_slots, &mut Vec::new());
             if probe.pending_len != txs.pending_len {
                 return Err(format!("{sender}: pending run not maximal"));
             }
-            let pending_key = txs.pending_tail().map(|entry| eviction_key(entry, inner.base_fee));
-            let queued_key = txs.queued_tail().map(|entry| eviction_key(entry, inner.base_fee));
+            let pending_key = txs
+                .pending_tail()
+                .map(|entry| eviction_key(entry, inner.base_fee));
+            let queued_key = txs
+                .queued_tail()
+                .map(|entry| eviction_key(entry, inner.base_fee));
             if inner.tail_keys.get(sender) != Some(&(pending_key, queued_key))
                 || pending_key.is_some_and(|key| !inner.pending_tails.contains(&(key, *sender)))
                 || queued_key.is_some_and(|key| !inner.queued_tails.contains(&(key, *sender)))
@@ -764,7 +850,9 @@ impl TxPool {
             return Err("eviction index holds stale entries".to_owned());
         }
         if pending > config.global_slots || queued > config.global_queue {
-            return Err(format!("over the limits: {pending} pending, {queued} queued"));
+            return Err(format!(
+                "over the limits: {pending} pending, {queued} queued"
+            ));
         }
         Ok(())
     }
@@ -774,7 +862,9 @@ fn read_account<R: StateReader>(
     state: &R,
     address: &Address,
 ) -> Result<Option<Account>, PoolError> {
-    state.account(address).map_err(|err| PoolError::StateRead(err.to_string()))
+    state
+        .account(address)
+        .map_err(|err| PoolError::StateRead(err.to_string()))
 }
 
 #[cfg(test)]

@@ -97,16 +97,25 @@ impl SenderTxs {
     pub(crate) fn would_be_pending(&self, nonce: u64, cost: U256, account_slots: usize) -> bool {
         nonce == self.pending_end()
             && self.pending_len < account_slots
-            && self.pending_cost.checked_add(cost).is_some_and(|total| total <= self.balance)
+            && self
+                .pending_cost
+                .checked_add(cost)
+                .is_some_and(|total| total <= self.balance)
     }
 
     /// Grows the pending run while the next nonce is pooled, affordable and within the slot
     /// limit; records in `promoted` the hashes not announced before.
     pub(crate) fn extend_pending(&mut self, account_slots: usize, promoted: &mut Vec<TxHash>) {
         while self.pending_len < account_slots {
-            let Some(next) = self.state_nonce.checked_add(self.pending_len as u64) else { break };
-            let Some(entry) = self.txs.get_mut(&next) else { break };
-            let Some(total) = self.pending_cost.checked_add(entry.tx.cost()) else { break };
+            let Some(next) = self.state_nonce.checked_add(self.pending_len as u64) else {
+                break;
+            };
+            let Some(entry) = self.txs.get_mut(&next) else {
+                break;
+            };
+            let Some(total) = self.pending_cost.checked_add(entry.tx.cost()) else {
+                break;
+            };
             if total > self.balance {
                 break;
             }

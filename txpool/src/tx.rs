@@ -131,7 +131,9 @@ impl PooledTx {
 
     /// The price per gas the sender pays under `base_fee`: `min(fee cap, base_fee + tip cap)`.
     pub fn effective_gas_price(&self, base_fee: u64) -> u128 {
-        u128::from(base_fee).saturating_add(self.max_priority_fee_per_gas).min(self.max_fee_per_gas)
+        u128::from(base_fee)
+            .saturating_add(self.max_priority_fee_per_gas)
+            .min(self.max_fee_per_gas)
     }
 }
 

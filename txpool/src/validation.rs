@@ -87,8 +87,9 @@ pub fn recover_sender(tx: &TxEnvelope) -> Result<Address, PoolError> {
     let recoverable = RecoverableSignature::from_compact(&compact, recovery_id)
         .map_err(|_| PoolError::InvalidSignature)?;
     let message = Message::from_digest(tx.signature_hash().0);
-    let public =
-        SECP256K1.recover_ecdsa(message, &recoverable).map_err(|_| PoolError::InvalidSignature)?;
+    let public = SECP256K1
+        .recover_ecdsa(message, &recoverable)
+        .map_err(|_| PoolError::InvalidSignature)?;
     // The address is the last 20 bytes of keccak256 of the 64-byte public key (no 0x04 tag).
     let hash = keccak256(&public.serialize_uncompressed()[1..]);
     Ok(Address::from_slice(&hash[12..]))
@@ -122,10 +123,15 @@ pub(crate) fn decode_unrecovered(
 ) -> Result<Unrecovered, PoolError> {
     // Size first: it bounds the work of everything after it.
     if raw.len() > config.max_tx_size {
-        return Err(PoolError::Oversized { size: raw.len(), limit: config.max_tx_size });
+        return Err(PoolError::Oversized {
+            size: raw.len(),
+            limit: config.max_tx_size,
+        });
     }
     let Some(&first) = raw.first() else {
-        return Err(PoolError::Decode { reason: "empty input".to_owned() });
+        return Err(PoolError::Decode {
+            reason: "empty input".to_owned(),
+        });
     };
     // A type byte is 0x00..=0x7f; a legacy transaction starts with an RLP list header (>= 0xc0).
     // Refuse unsupported types before decoding their (possibly large, blob-carrying) bodies.
@@ -136,27 +142,38 @@ pub(crate) fn decode_unrecovered(
         // Decoded directly rather than through the envelope, whose legacy fallback reports
         // every RLP fault as "unexpected type 0".
         let mut buf = &raw[..];
-        let signed = Signed::<TxLegacy>::rlp_decode(&mut buf)
-            .map_err(|err| PoolError::Decode { reason: err.to_string() })?;
+        let signed = Signed::<TxLegacy>::rlp_decode(&mut buf).map_err(|err| PoolError::Decode {
+            reason: err.to_string(),
+        })?;
         if !buf.is_empty() {
-            return Err(PoolError::Decode { reason: "trailing bytes".to_owned() });
+            return Err(PoolError::Decode {
+                reason: "trailing bytes".to_owned(),
+            });
         }
         TxEnvelope::Legacy(signed)
     } else if first >= 0x80 {
-        return Err(PoolError::Decode { reason: "expected a list or a type byte".to_owned() });
+        return Err(PoolError::Decode {
+            reason: "expected a list or a type byte".to_owned(),
+        });
     } else {
-        TxEnvelope::decode_2718_exact(&raw)
-            .map_err(|err| PoolError::Decode { reason: err.to_string() })?
+        TxEnvelope::decode_2718_exact(&raw).map_err(|err| PoolError::Decode {
+            reason: err.to_string(),
+        })?
     };
     // The decoder accepts a few non-canonical forms; the hash is taken over the canonical
     // encoding, so the bytes we keep and relay must be exactly that encoding.
     if tx.eip2718_encoded_length() != raw.len() {
-        return Err(PoolError::Decode { reason: "non-canonical encoding".to_owned() });
+        return Err(PoolError::Decode {
+            reason: "non-canonical encoding".to_owned(),
+        });
     }
     match tx.chain_id() {
         None if !config.allow_unprotected => return Err(PoolError::Unprotected),
         Some(got) if got != config.chain_id => {
-            return Err(PoolError::InvalidChainId { expected: config.chain_id, got });
+            return Err(PoolError::InvalidChainId {
+                expected: config.chain_id,
+                got,
+            });
         }
         _ => {}
     }
@@ -175,12 +192,18 @@ pub(crate) fn decode_unrecovered(
         return Err(PoolError::GasLimitTooHigh { gas, cap });
     }
     if gas > config.block_gas_limit {
-        return Err(PoolError::ExceedsBlockGasLimit { gas, limit: config.block_gas_limit });
+        return Err(PoolError::ExceedsBlockGasLimit {
+            gas,
+            limit: config.block_gas_limit,
+        });
     }
     let max_fee = tx.max_fee_per_gas();
     let tip = tx.max_priority_fee_per_gas().unwrap_or(max_fee);
     if tip > max_fee {
-        return Err(PoolError::TipAboveFeeCap { max_fee, max_priority_fee: tip });
+        return Err(PoolError::TipAboveFeeCap {
+            max_fee,
+            max_priority_fee: tip,
+        });
     }
     if tx.nonce() == u64::MAX {
         return Err(PoolError::NonceMax);
@@ -196,10 +219,17 @@ pub(crate) fn decode_unrecovered(
         }
     }
     if tip < config.min_priority_fee {
-        return Err(PoolError::TipBelowMinimum { tip, minimum: config.min_priority_fee });
+        return Err(PoolError::TipBelowMinimum {
+            tip,
+            minimum: config.min_priority_fee,
+        });
     }
     let hash = *tx.tx_hash();
-    Ok(Unrecovered { tx, hash, encoded: raw })
+    Ok(Unrecovered {
+        tx,
+        hash,
+        encoded: raw,
+    })
 }
 
 #[cfg(test)]
@@ -212,15 +242,30 @@ mod tests {
     fn intrinsic_gas_counts_every_component() {
         assert_eq!(intrinsic_gas(&[], false, None), 21_000);
         // Two zero bytes, three non-zero bytes.
-        assert_eq!(intrinsic_gas(&[0, 1, 0, 2, 3], false, None), 21_000 + 2 * 4 + 3 * 16);
+        assert_eq!(
+            intrinsic_gas(&[0, 1, 0, 2, 3], false, None),
+            21_000 + 2 * 4 + 3 * 16
+        );
         // Creation with 33 bytes of init code: two words.
         let init = [0xffu8; 33];
-        assert_eq!(intrinsic_gas(&init, true, None), 21_000 + 33 * 16 + 32_000 + 2 * 2);
+        assert_eq!(
+            intrinsic_gas(&init, true, None),
+            21_000 + 33 * 16 + 32_000 + 2 * 2
+        );
         let list = AccessList(vec![
-            AccessListItem { address: Address::ZERO, storage_keys: vec![B256::ZERO; 3] },
-            AccessListItem { address: Address::ZERO, storage_keys: vec![] },
+            AccessListItem {
+                address: Address::ZERO,
+                storage_keys: vec![B256::ZERO; 3],
+            },
+            AccessListItem {
+                address: Address::ZERO,
+                storage_keys: vec![],
+            },
         ]);
-        assert_eq!(intrinsic_gas(&[], false, Some(&list)), 21_000 + 2 * 2_400 + 3 * 1_900);
+        assert_eq!(
+            intrinsic_gas(&[], false, Some(&list)),
+            21_000 + 2 * 2_400 + 3 * 1_900
+        );
     }
 
     #[test]

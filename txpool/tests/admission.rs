@@ -48,7 +48,10 @@ fn refuses_undecodable_bytes() {
         Bytes::from_static(&[0xb8]),
     ] {
         assert!(
-            matches!(pool.add_raw(raw.clone(), &state), Err(PoolError::Decode { .. })),
+            matches!(
+                pool.add_raw(raw.clone(), &state),
+                Err(PoolError::Decode { .. })
+            ),
             "{raw} must not decode"
         );
     }
@@ -96,13 +99,19 @@ fn refuses_blob_set_code_and_unknown_types_distinctly() {
     let set_code_raw = encode(TxEnvelope::from(set_code));
     assert_eq!(blob_raw[0], 3);
     assert_eq!(set_code_raw[0], 4);
-    assert_eq!(pool.add_raw(blob_raw, &state), Err(PoolError::UnsupportedTxType { tx_type: 3 }));
+    assert_eq!(
+        pool.add_raw(blob_raw, &state),
+        Err(PoolError::UnsupportedTxType { tx_type: 3 })
+    );
     assert_eq!(
         pool.add_raw(set_code_raw, &state),
         Err(PoolError::UnsupportedTxType { tx_type: 4 })
     );
     let unknown = Bytes::from_static(&[0x05, 0xc0]);
-    assert_eq!(pool.add_raw(unknown, &state), Err(PoolError::UnsupportedTxType { tx_type: 5 }));
+    assert_eq!(
+        pool.add_raw(unknown, &state),
+        Err(PoolError::UnsupportedTxType { tx_type: 5 })
+    );
     assert_eq!(
         PoolError::UnsupportedTxType { tx_type: 3 }.geth_message(),
         "transaction type not supported: tx type 3 not supported by this pool"
@@ -120,14 +129,20 @@ fn size_limit_is_inclusive() {
     config.max_tx_size = raw.len() - 1;
     assert_eq!(
         pool_with(config.clone()).add_raw(raw.clone(), &state),
-        Err(PoolError::Oversized { size: raw.len(), limit: raw.len() - 1 })
+        Err(PoolError::Oversized {
+            size: raw.len(),
+            limit: raw.len() - 1
+        })
     );
     config.max_tx_size = raw.len();
     assert!(pool_with(config).add_raw(raw, &state).is_ok());
     // The default limit is geth's 128 KiB.
     assert_eq!(PoolConfig::default().max_tx_size, 131_072);
     let huge = key.eip1559(TxSpec::new(0).input(vec![1; 131_072]).gas(16_000_000));
-    assert!(matches!(pool().add_raw(huge, &state), Err(PoolError::Oversized { .. })));
+    assert!(matches!(
+        pool().add_raw(huge, &state),
+        Err(PoolError::Oversized { .. })
+    ));
 }
 
 #[test]
@@ -135,23 +150,40 @@ fn chain_id_rules() {
     let key = Key::new(1);
     let state = state_for(&key);
     let pool = pool();
-    assert_eq!(pool.add_raw(key.legacy(0, 2 * GWEI, None), &state), Err(PoolError::Unprotected));
+    assert_eq!(
+        pool.add_raw(key.legacy(0, 2 * GWEI, None), &state),
+        Err(PoolError::Unprotected)
+    );
     assert_eq!(
         pool.add_raw(key.legacy(0, 2 * GWEI, Some(1)), &state),
-        Err(PoolError::InvalidChainId { expected: CHAIN_ID, got: 1 })
+        Err(PoolError::InvalidChainId {
+            expected: CHAIN_ID,
+            got: 1
+        })
     );
     assert_eq!(
         pool.add_raw(key.eip1559(TxSpec::new(0).chain(5)), &state),
-        Err(PoolError::InvalidChainId { expected: CHAIN_ID, got: 5 })
+        Err(PoolError::InvalidChainId {
+            expected: CHAIN_ID,
+            got: 5
+        })
     );
     assert_eq!(
-        PoolError::InvalidChainId { expected: CHAIN_ID, got: 5 }.geth_message(),
+        PoolError::InvalidChainId {
+            expected: CHAIN_ID,
+            got: 5
+        }
+        .geth_message(),
         "invalid sender: invalid chain id for signer: have 5 want 31337"
     );
     // Unprotected legacy transactions pass when the configuration allows them.
     let mut config = PoolConfig::new(CHAIN_ID, 30_000_000);
     config.allow_unprotected = true;
-    assert!(pool_with(config).add_raw(key.legacy(0, 2 * GWEI, None), &state).is_ok());
+    assert!(
+        pool_with(config)
+            .add_raw(key.legacy(0, 2 * GWEI, None), &state)
+            .is_ok()
+    );
 }
 
 /// Re-signs `raw` with its signature replaced by `f(signature)`.
@@ -209,16 +241,24 @@ fn intrinsic_gas_boundaries() {
         // 2 zero bytes and 3 non-zero ones.
         (TxSpec::new(0).input(vec![0, 1, 0, 2, 3]), 21_000 + 8 + 48),
         // Creation: 32,000 more and 2 per init-code word (EIP-3860).
-        (TxSpec::new(0).input(vec![0x60; 40]).create(), 21_000 + 40 * 16 + 32_000 + 2 * 2),
+        (
+            TxSpec::new(0).input(vec![0x60; 40]).create(),
+            21_000 + 40 * 16 + 32_000 + 2 * 2,
+        ),
     ];
     for (spec, needed) in cases {
         let short = key.eip1559(spec.clone().gas(needed - 1));
         assert_eq!(
             pool.add_raw(short, &state),
-            Err(PoolError::IntrinsicGasTooLow { gas: needed - 1, needed })
+            Err(PoolError::IntrinsicGasTooLow {
+                gas: needed - 1,
+                needed
+            })
         );
         let exact = key.eip1559(spec.gas(needed));
-        let hash = pool.add_raw(exact, &state).expect("exact intrinsic gas passes");
+        let hash = pool
+            .add_raw(exact, &state)
+            .expect("exact intrinsic gas passes");
         pool.remove(&hash);
     }
     // Access lists: 2,400 per address, 1,900 per key.
@@ -229,11 +269,21 @@ fn intrinsic_gas_boundaries() {
     let needed = 21_000 + 2_400 + 2 * 1_900;
     assert_eq!(
         pool.add_raw(key.eip2930(0, 2 * GWEI, needed - 1, list.clone()), &state),
-        Err(PoolError::IntrinsicGasTooLow { gas: needed - 1, needed })
+        Err(PoolError::IntrinsicGasTooLow {
+            gas: needed - 1,
+            needed
+        })
     );
-    assert!(pool.add_raw(key.eip2930(0, 2 * GWEI, needed, list), &state).is_ok());
+    assert!(
+        pool.add_raw(key.eip2930(0, 2 * GWEI, needed, list), &state)
+            .is_ok()
+    );
     assert_eq!(
-        PoolError::IntrinsicGasTooLow { gas: 1, needed: 21_000 }.geth_message(),
+        PoolError::IntrinsicGasTooLow {
+            gas: 1,
+            needed: 21_000
+        }
+        .geth_message(),
         "intrinsic gas too low: gas 1, minimum needed 21000"
     );
 }
@@ -249,9 +299,16 @@ fn calldata_floor_applies_when_configured() {
     let raw = key.eip1559(TxSpec::new(0).input(data.clone()).gas(floor - 1));
     assert_eq!(
         pool().add_raw(raw.clone(), &state),
-        Err(PoolError::FloorDataGasTooLow { gas: floor - 1, needed: floor })
+        Err(PoolError::FloorDataGasTooLow {
+            gas: floor - 1,
+            needed: floor
+        })
     );
-    assert!(pool().add_raw(key.eip1559(TxSpec::new(0).input(data).gas(floor)), &state).is_ok());
+    assert!(
+        pool()
+            .add_raw(key.eip1559(TxSpec::new(0).input(data).gas(floor)), &state)
+            .is_ok()
+    );
     let mut config = PoolConfig::new(CHAIN_ID, 30_000_000);
     config.calldata_floor = false;
     assert!(pool_with(config).add_raw(raw, &state).is_ok());
@@ -266,14 +323,25 @@ fn gas_limit_caps() {
         pool().add_raw(key.eip1559(TxSpec::new(0).gas(cap + 1)), &state),
         Err(PoolError::GasLimitTooHigh { gas: cap + 1, cap })
     );
-    assert!(pool().add_raw(key.eip1559(TxSpec::new(0).gas(cap)), &state).is_ok());
+    assert!(
+        pool()
+            .add_raw(key.eip1559(TxSpec::new(0).gas(cap)), &state)
+            .is_ok()
+    );
 
     let config = PoolConfig::new(CHAIN_ID, 1_000_000);
     assert_eq!(
         pool_with(config.clone()).add_raw(key.eip1559(TxSpec::new(0).gas(1_000_001)), &state),
-        Err(PoolError::ExceedsBlockGasLimit { gas: 1_000_001, limit: 1_000_000 })
+        Err(PoolError::ExceedsBlockGasLimit {
+            gas: 1_000_001,
+            limit: 1_000_000
+        })
     );
-    assert!(pool_with(config).add_raw(key.eip1559(TxSpec::new(0).gas(1_000_000)), &state).is_ok());
+    assert!(
+        pool_with(config)
+            .add_raw(key.eip1559(TxSpec::new(0).gas(1_000_000)), &state)
+            .is_ok()
+    );
     assert_eq!(
         PoolError::ExceedsBlockGasLimit { gas: 2, limit: 1 }.geth_message(),
         "exceeds block gas limit"
@@ -285,10 +353,18 @@ fn init_code_size_limit() {
     let key = Key::new(1);
     let state = state_for(&key);
     let limit = validation::MAX_INIT_CODE_SIZE;
-    let too_big = key.eip1559(TxSpec::new(0).create().input(vec![0; limit + 1]).gas(1_000_000));
+    let too_big = key.eip1559(
+        TxSpec::new(0)
+            .create()
+            .input(vec![0; limit + 1])
+            .gas(1_000_000),
+    );
     assert_eq!(
         pool().add_raw(too_big, &state),
-        Err(PoolError::MaxInitCodeSizeExceeded { size: limit + 1, limit })
+        Err(PoolError::MaxInitCodeSizeExceeded {
+            size: limit + 1,
+            limit
+        })
     );
     let at_limit = key.eip1559(TxSpec::new(0).create().input(vec![0; limit]).gas(1_000_000));
     assert!(pool().add_raw(at_limit, &state).is_ok());
@@ -301,15 +377,24 @@ fn fee_rules() {
     let pool = pool();
     assert_eq!(
         pool.add_raw(key.transfer(0, 5 * GWEI, 6 * GWEI), &state),
-        Err(PoolError::TipAboveFeeCap { max_fee: 5 * GWEI, max_priority_fee: 6 * GWEI })
+        Err(PoolError::TipAboveFeeCap {
+            max_fee: 5 * GWEI,
+            max_priority_fee: 6 * GWEI
+        })
     );
     assert_eq!(
-        PoolError::TipAboveFeeCap { max_fee: 1, max_priority_fee: 2 }.geth_message(),
+        PoolError::TipAboveFeeCap {
+            max_fee: 1,
+            max_priority_fee: 2
+        }
+        .geth_message(),
         "max priority fee per gas higher than max fee per gas"
     );
 
     pool.set_base_fee(3 * GWEI as u64);
-    let err = pool.add_raw(key.transfer(0, 3 * GWEI - 1, 0), &state).unwrap_err();
+    let err = pool
+        .add_raw(key.transfer(0, 3 * GWEI - 1, 0), &state)
+        .unwrap_err();
     assert_eq!(
         err,
         PoolError::FeeCapBelowBaseFee {
@@ -333,7 +418,11 @@ fn fee_rules() {
         pool_with(config.clone()).add_raw(key.transfer(0, 10 * GWEI, 1), &state),
         Err(PoolError::TipBelowMinimum { tip: 1, minimum: 2 })
     );
-    assert!(pool_with(config).add_raw(key.transfer(0, 10 * GWEI, 2), &state).is_ok());
+    assert!(
+        pool_with(config)
+            .add_raw(key.transfer(0, 10 * GWEI, 2), &state)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -343,7 +432,9 @@ fn refuses_contract_senders() {
     state.insert_code(key.address, Bytes::from_static(&[0x00]));
     assert_eq!(
         pool().add_raw(key.transfer(0, 10 * GWEI, GWEI), &state),
-        Err(PoolError::SenderNotEoa { sender: key.address })
+        Err(PoolError::SenderNotEoa {
+            sender: key.address
+        })
     );
 }
 
@@ -354,8 +445,14 @@ fn refuses_duplicates() {
     let pool = pool();
     let raw = key.transfer(0, 10 * GWEI, GWEI);
     pool.add_raw(raw.clone(), &state).unwrap();
-    assert_eq!(pool.add_raw(raw.clone(), &state), Err(PoolError::AlreadyKnown));
-    assert_eq!(pool.add_raw_batch(vec![raw], &state), vec![Err(PoolError::AlreadyKnown)]);
+    assert_eq!(
+        pool.add_raw(raw.clone(), &state),
+        Err(PoolError::AlreadyKnown)
+    );
+    assert_eq!(
+        pool.add_raw_batch(vec![raw], &state),
+        vec![Err(PoolError::AlreadyKnown)]
+    );
     assert_eq!(PoolError::AlreadyKnown.geth_message(), "already known");
 }
 
@@ -365,10 +462,24 @@ fn refuses_used_nonces() {
     let mut state = InMemoryState::new();
     set_account(&mut state, &key, 5, ETH_100);
     let pool = pool();
-    let err = pool.add_raw(key.transfer(4, 10 * GWEI, GWEI), &state).unwrap_err();
-    assert_eq!(err, PoolError::NonceTooLow { tx_nonce: 4, state_nonce: 5 });
-    assert_eq!(err.geth_message(), "nonce too low: next nonce 5, tx nonce 4");
-    assert!(pool.add_raw(key.transfer(5, 10 * GWEI, GWEI), &state).is_ok());
+    let err = pool
+        .add_raw(key.transfer(4, 10 * GWEI, GWEI), &state)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        PoolError::NonceTooLow {
+            tx_nonce: 4,
+            state_nonce: 5
+        }
+    );
+    assert_eq!(
+        err.geth_message(),
+        "nonce too low: next nonce 5, tx nonce 4"
+    );
+    assert!(
+        pool.add_raw(key.transfer(5, 10 * GWEI, GWEI), &state)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -376,7 +487,11 @@ fn balance_must_cover_this_and_earlier_pooled_transactions() {
     let key = Key::new(1);
     let max_fee = 10 * GWEI;
     let one_cost = 21_000 * max_fee + 1_000;
-    let spec = |nonce| TxSpec::new(nonce).fees(max_fee, GWEI).value(U256::from(1_000));
+    let spec = |nonce| {
+        TxSpec::new(nonce)
+            .fees(max_fee, GWEI)
+            .value(U256::from(1_000))
+    };
     // Enough for one transaction, one wei short of two.
     let state = funded(&[&key], 2 * one_cost - 1);
     let pool = pool();
@@ -405,7 +520,9 @@ fn balance_must_cover_this_and_earlier_pooled_transactions() {
     ));
 
     let poor = funded(&[&key], one_cost - 1);
-    let err = TxPool::new(PoolConfig::default()).add_raw(key.eip1559(spec(0)), &poor).unwrap_err();
+    let err = TxPool::new(PoolConfig::default())
+        .add_raw(key.eip1559(spec(0)), &poor)
+        .unwrap_err();
     assert_eq!(
         err.geth_message(),
         format!(
@@ -437,14 +554,24 @@ fn replacement_needs_ten_percent_on_both_fees() {
         underpriced
     );
     // 10% on the cap only, and on the tip only.
-    assert_eq!(pool.add_raw(key.transfer(0, fee * 110 / 100, tip), &state), underpriced);
-    assert_eq!(pool.add_raw(key.transfer(0, fee, tip * 110 / 100), &state), underpriced);
+    assert_eq!(
+        pool.add_raw(key.transfer(0, fee * 110 / 100, tip), &state),
+        underpriced
+    );
+    assert_eq!(
+        pool.add_raw(key.transfer(0, fee, tip * 110 / 100), &state),
+        underpriced
+    );
     assert!(pool.contains(&original));
     // 10% on both replaces.
-    let replacement =
-        pool.add_raw(key.transfer(0, fee * 110 / 100, tip * 110 / 100), &state).unwrap();
+    let replacement = pool
+        .add_raw(key.transfer(0, fee * 110 / 100, tip * 110 / 100), &state)
+        .unwrap();
     assert!(!pool.contains(&original));
-    assert_eq!(pool.get(&replacement).unwrap().max_fee_per_gas(), 110 * GWEI);
+    assert_eq!(
+        pool.get(&replacement).unwrap().max_fee_per_gas(),
+        110 * GWEI
+    );
     assert_eq!(pool.len(), 1);
     assert_eq!(
         PoolError::ReplacementUnderpriced { bump_percent: 10 }.geth_message(),
@@ -455,9 +582,15 @@ fn replacement_needs_ten_percent_on_both_fees() {
     let state = funded(&[&zero], ETH_100);
     let pool = TxPool::new(PoolConfig::default());
     pool.add_raw(zero.transfer(0, 0, 0), &state).unwrap();
-    assert_eq!(pool.add_raw(zero.transfer(0, 0, 0), &state), Err(PoolError::AlreadyKnown));
     assert_eq!(
-        pool.add_raw(zero.eip1559(TxSpec::new(0).fees(0, 0).value(U256::from(1))), &state),
+        pool.add_raw(zero.transfer(0, 0, 0), &state),
+        Err(PoolError::AlreadyKnown)
+    );
+    assert_eq!(
+        pool.add_raw(
+            zero.eip1559(TxSpec::new(0).fees(0, 0).value(U256::from(1))),
+            &state
+        ),
         underpriced
     );
     assert!(pool.add_raw(zero.transfer(0, 1, 1), &state).is_ok());
@@ -468,8 +601,10 @@ fn replacement_of_a_queued_transaction_keeps_it_queued() {
     let key = Key::new(1);
     let state = state_for(&key);
     let pool = pool();
-    pool.add_raw(key.transfer(3, 10 * GWEI, GWEI), &state).unwrap();
-    pool.add_raw(key.transfer(3, 11 * GWEI, 2 * GWEI), &state).unwrap();
+    pool.add_raw(key.transfer(3, 10 * GWEI, GWEI), &state)
+        .unwrap();
+    pool.add_raw(key.transfer(3, 11 * GWEI, 2 * GWEI), &state)
+        .unwrap();
     assert_eq!(pool.status().queued, 1);
     pool.check_invariants().unwrap();
 }
@@ -500,7 +635,9 @@ impl StateReader for BrokenState {
 #[test]
 fn state_read_failures_are_reported() {
     let key = Key::new(1);
-    let err = pool().add_raw(key.transfer(0, 10 * GWEI, GWEI), &BrokenState).unwrap_err();
+    let err = pool()
+        .add_raw(key.transfer(0, 10 * GWEI, GWEI), &BrokenState)
+        .unwrap_err();
     assert_eq!(err, PoolError::StateRead("disk on fire".to_owned()));
 }
 
@@ -517,7 +654,10 @@ fn eip155_example_decodes_to_the_known_sender_and_hash() {
     assert_eq!(tx.nonce(), 9);
     assert_eq!(tx.max_fee_per_gas(), 20 * GWEI);
     assert_eq!(tx.max_priority_fee_per_gas(), 20 * GWEI);
-    assert_eq!(tx.cost(), U256::from(21_000u128 * 20 * GWEI + 1_000_000_000_000_000_000));
+    assert_eq!(
+        tx.cost(),
+        U256::from(21_000u128 * 20 * GWEI + 1_000_000_000_000_000_000)
+    );
 }
 
 #[test]
@@ -528,19 +668,29 @@ fn pooled_tx_from_recovered_matches_decode() {
     let envelope = TxEnvelope::decode_2718_exact(&raw).unwrap();
     let wrapped = PooledTx::from_recovered(envelope, key.address).unwrap();
     assert_eq!(decoded, wrapped);
-    assert_eq!(wrapped.encoded().as_ref(), decoded.tx().encoded_2718().as_slice());
+    assert_eq!(
+        wrapped.encoded().as_ref(),
+        decoded.tx().encoded_2718().as_slice()
+    );
 }
 
 #[test]
 fn geth_messages_of_pool_level_refusals() {
-    assert_eq!(PoolError::Underpriced.geth_message(), "transaction underpriced");
+    assert_eq!(
+        PoolError::Underpriced.geth_message(),
+        "transaction underpriced"
+    );
     assert_eq!(PoolError::PoolFull.geth_message(), "txpool is full");
     assert_eq!(
         PoolError::AccountLimitExceeded { pooled: 80 }.geth_message(),
         "account limit exceeded: pooled 80 txs"
     );
     assert_eq!(
-        PoolError::Oversized { size: 200_000, limit: 131_072 }.geth_message(),
+        PoolError::Oversized {
+            size: 200_000,
+            limit: 131_072
+        }
+        .geth_message(),
         "oversized data: transaction size 200000, limit 131072"
     );
     assert_eq!(

@@ -67,7 +67,10 @@ fn refusal_matches(exception: &str, err: &PoolError) -> bool {
         "NONCE_TOO_BIG" => *err == PoolError::NonceMax,
         // A chain id we do not run, or a `v` no chain id produces.
         "INVALID_CHAINID" => {
-            matches!(err, PoolError::InvalidChainId { .. } | PoolError::Decode { .. })
+            matches!(
+                err,
+                PoolError::InvalidChainId { .. } | PoolError::Decode { .. }
+            )
         }
         "INTRINSIC_GAS_TOO_LOW" => matches!(err, PoolError::IntrinsicGasTooLow { .. }),
         "INTRINSIC_GAS_BELOW_FLOOR_GAS_COST" => matches!(err, PoolError::FloorDataGasTooLow { .. }),
@@ -97,7 +100,11 @@ fn transaction_tests_fixtures() {
     for file in &files {
         let json: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         for (name, test) in json.as_object().expect("object of tests") {
-            let raw: Bytes = test["txbytes"].as_str().expect("txbytes").parse().expect("hex");
+            let raw: Bytes = test["txbytes"]
+                .as_str()
+                .expect("txbytes")
+                .parse()
+                .expect("hex");
             let results = test["result"].as_object().expect("result");
             let fork = FORKS
                 .iter()
@@ -136,7 +143,12 @@ fn transaction_tests_fixtures() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(valid + invalid, files.len(), "one test per fixture file");
     eprintln!("TransactionTests: {valid} valid, {invalid} invalid, all as expected");
 }

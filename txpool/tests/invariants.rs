@@ -17,8 +17,17 @@ use std::{
 const SENDERS: usize = 4;
 const NONCES: u64 = 7;
 /// (fee cap, tip) levels, each more than 10% above the previous on both.
-const FEES: [(u128, u128); 3] = [(30 * GWEI, GWEI), (40 * GWEI, 2 * GWEI), (50 * GWEI, 3 * GWEI)];
-const BASE_FEES: [u64; 4] = [GWEI as u64, 20 * GWEI as u64, 35 * GWEI as u64, 45 * GWEI as u64];
+const FEES: [(u128, u128); 3] = [
+    (30 * GWEI, GWEI),
+    (40 * GWEI, 2 * GWEI),
+    (50 * GWEI, 3 * GWEI),
+];
+const BASE_FEES: [u64; 4] = [
+    GWEI as u64,
+    20 * GWEI as u64,
+    35 * GWEI as u64,
+    45 * GWEI as u64,
+];
 
 struct Fixture {
     keys: Vec<Key>,
@@ -51,12 +60,27 @@ fn balance(level: usize) -> u128 {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Add { sender: usize, nonce: u64, level: usize },
+    Add {
+        sender: usize,
+        nonce: u64,
+        level: usize,
+    },
     Batch(Vec<(usize, u64, usize)>),
-    Remove { pick: usize },
-    Block { sender: usize, advance: u64, balance_level: usize, base_fee: usize },
-    BaseFee { level: usize },
-    Reinject { pick: usize },
+    Remove {
+        pick: usize,
+    },
+    Block {
+        sender: usize,
+        advance: u64,
+        balance_level: usize,
+        base_fee: usize,
+    },
+    BaseFee {
+        level: usize,
+    },
+    Reinject {
+        pick: usize,
+    },
 }
 
 fn tx_key() -> impl Strategy<Value = (usize, u64, usize)> {
@@ -84,13 +108,20 @@ fn check_best_order(
     keys: &[Key],
     base_fee: u64,
 ) -> Result<(), String> {
-    let mut next: HashMap<Address, u64> =
-        keys.iter().map(|key| (key.address, state.account_nonce(&key.address))).collect();
+    let mut next: HashMap<Address, u64> = keys
+        .iter()
+        .map(|key| (key.address, state.account_nonce(&key.address)))
+        .collect();
     let mut served = 0;
     for tx in pool.best_transactions(base_fee) {
         let expected = next.get_mut(&tx.sender()).ok_or("unknown sender")?;
         if tx.nonce() != *expected {
-            return Err(format!("{} served nonce {} before {}", tx.sender(), tx.nonce(), expected));
+            return Err(format!(
+                "{} served nonce {} before {}",
+                tx.sender(),
+                tx.nonce(),
+                expected
+            ));
         }
         *expected += 1;
         if tx.max_fee_per_gas() < u128::from(base_fee) {
@@ -111,7 +142,9 @@ trait AccountNonce {
 impl AccountNonce for InMemoryState {
     fn account_nonce(&self, address: &Address) -> u64 {
         use chain_primitives::StateReader;
-        self.account(address).unwrap().map_or(0, |account| account.nonce)
+        self.account(address)
+            .unwrap()
+            .map_or(0, |account| account.nonce)
     }
 }
 
@@ -134,7 +167,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 
     for op in ops {
         match op {
-            Op::Add { sender, nonce, level } => {
+            Op::Add {
+                sender,
+                nonce,
+                level,
+            } => {
                 let _ = pool.add_raw(fixture.txs[&(sender, nonce, level)].clone(), &state);
             }
             Op::Batch(keys) => {
@@ -156,7 +193,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     left_pool.push(removed.unwrap());
                 }
             }
-            Op::Block { sender, advance, balance_level, base_fee: level } => {
+            Op::Block {
+                sender,
+                advance,
+                balance_level,
+                base_fee: level,
+            } => {
                 let key = &keys[sender];
                 let nonce = state.account_nonce(&key.address) + advance;
                 set_account(&mut state, key, nonce, balance(balance_level));

@@ -12,13 +12,16 @@ use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address, b256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
-use chain_executor::{BlockEnv, CodeCache, ExecutionEnv, TxOutcome, execute_sequential, tx_env, workload};
+use chain_executor::{
+    BlockEnv, CodeCache, ExecutionEnv, TxOutcome, execute_sequential, tx_env, workload,
+};
 use chain_primitives::{
-    Account, Block, ConsensusSeal, InMemoryState, StateReader, StoredReceipt, receipts_root, transactions_root,
+    Account, Block, ConsensusSeal, InMemoryState, StateReader, StoredReceipt, receipts_root,
+    transactions_root,
 };
 use chain_rpc::{
-    ApiError, ChainApi, Health, HeadEvent, IndexedBlock, PoolContent, PoolRejection, PoolTransaction, RpcConfig,
-    RpcHandle, SyncStatus,
+    ApiError, ChainApi, HeadEvent, Health, IndexedBlock, PoolContent, PoolRejection,
+    PoolTransaction, RpcConfig, RpcHandle, SyncStatus,
 };
 use parking_lot::RwLock;
 use serde_json::{Value, json};
@@ -35,10 +38,12 @@ pub const GENESIS_TIME: u64 = 1_700_000_000;
 pub const ETH: u128 = 1_000_000_000_000_000_000;
 
 /// The first account of the test mnemonic.
-pub const DEV_KEY: B256 = b256!("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+pub const DEV_KEY: B256 =
+    b256!("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
 pub const DEV: Address = address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
 /// The second account of the test mnemonic.
-pub const ALICE_KEY: B256 = b256!("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+pub const ALICE_KEY: B256 =
+    b256!("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
 pub const ALICE: Address = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
 pub const BOB: Address = address!("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
 pub const POOR: Address = address!("0x00000000000000000000000000000000000000aa");
@@ -64,7 +69,9 @@ pub fn nope_revert_data() -> Bytes {
 pub fn reverter_code() -> Bytes {
     let data = nope_revert_data();
     let len = data.len() as u8;
-    let mut code = vec![0x60, len, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, len, 0x60, 0x00, 0xfd];
+    let mut code = vec![
+        0x60, len, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, len, 0x60, 0x00, 0xfd,
+    ];
     code.extend_from_slice(&data);
     code.into()
 }
@@ -103,7 +110,11 @@ fn genesis_state() -> InMemoryState {
         state.insert_account(account, Account::with_balance(U256::from(10_000 * ETH)));
     }
     state.insert_code(TOKEN, workload::erc20_runtime());
-    state.insert_storage(TOKEN, workload::erc20_balance_slot(DEV), U256::from(1_000_000 * ETH));
+    state.insert_storage(
+        TOKEN,
+        workload::erc20_balance_slot(DEV),
+        U256::from(1_000_000 * ETH),
+    );
     state.insert_storage(TOKEN, U256::from(2), U256::from(1_000_000 * ETH));
     state.insert_code(REVERTER, reverter_code());
     state
@@ -134,7 +145,14 @@ impl MockChain {
             receipts_root: receipts_root(&[]),
             ..Header::default()
         };
-        let genesis = index_block(Block { header: genesis_header, transactions: vec![], seal: ConsensusSeal::default() }, vec![]);
+        let genesis = index_block(
+            Block {
+                header: genesis_header,
+                transactions: vec![],
+                seal: ConsensusSeal::default(),
+            },
+            vec![],
+        );
         let (heads, _) = broadcast::channel(capacity);
         let (pending, _) = broadcast::channel(capacity);
         Arc::new(Self {
@@ -167,12 +185,44 @@ impl MockChain {
         let dev = signer(DEV_KEY);
         let alice = signer(ALICE_KEY);
         chain.produce(vec![
-            sign_1559(&dev, 0, TOKEN, U256::ZERO, workload::erc20_transfer_calldata(ALICE, U256::from(100)), 100_000, 2_000_000_000),
-            sign_1559(&dev, 1, BOB, U256::from(ETH), Bytes::new(), 21_000, 3_000_000_000),
+            sign_1559(
+                &dev,
+                0,
+                TOKEN,
+                U256::ZERO,
+                workload::erc20_transfer_calldata(ALICE, U256::from(100)),
+                100_000,
+                2_000_000_000,
+            ),
+            sign_1559(
+                &dev,
+                1,
+                BOB,
+                U256::from(ETH),
+                Bytes::new(),
+                21_000,
+                3_000_000_000,
+            ),
         ]);
         chain.produce(vec![
-            sign_1559(&dev, 2, TOKEN, U256::ZERO, workload::erc20_transfer_calldata(BOB, U256::from(5)), 100_000, 2_000_000_000),
-            sign_1559(&dev, 3, TOKEN, U256::ZERO, workload::erc20_transfer_calldata(ALICE, U256::from(7)), 100_000, 2_000_000_000),
+            sign_1559(
+                &dev,
+                2,
+                TOKEN,
+                U256::ZERO,
+                workload::erc20_transfer_calldata(BOB, U256::from(5)),
+                100_000,
+                2_000_000_000,
+            ),
+            sign_1559(
+                &dev,
+                3,
+                TOKEN,
+                U256::ZERO,
+                workload::erc20_transfer_calldata(ALICE, U256::from(7)),
+                100_000,
+                2_000_000_000,
+            ),
             sign_legacy(&alice, 0, BOB, U256::from(1000), 21_000, 5_000_000_000),
         ]);
         chain.produce(vec![]);
@@ -208,10 +258,18 @@ impl MockChain {
             mix_hash: B256::with_last_byte(number as u8),
             ..Header::default()
         };
-        let senders: Vec<Address> = txs.iter().map(|tx| tx.recover_signer().expect("signed")).collect();
-        let tx_envs: Vec<_> = txs.iter().zip(&senders).map(|(tx, s)| tx_env(tx, *s).expect("supported type")).collect();
+        let senders: Vec<Address> = txs
+            .iter()
+            .map(|tx| tx.recover_signer().expect("signed"))
+            .collect();
+        let tx_envs: Vec<_> = txs
+            .iter()
+            .zip(&senders)
+            .map(|(tx, s)| tx_env(tx, *s).expect("supported type"))
+            .collect();
         let env = ExecutionEnv::new(block_env(&header_env));
-        let output = execute_sequential(&*parent_state, &env, &tx_envs, &self.codes).expect("execution");
+        let output =
+            execute_sequential(&*parent_state, &env, &tx_envs, &self.codes).expect("execution");
         // A skipped transaction changes nothing: the block is the included ones.
         let mut receipts = Vec::new();
         let mut included = Vec::new();
@@ -231,7 +289,9 @@ impl MockChain {
                     included.push(tx);
                     included_senders.push(sender);
                 }
-                TxOutcome::Skipped(reason) if strict => panic!("fixture transaction skipped: {reason}"),
+                TxOutcome::Skipped(reason) if strict => {
+                    panic!("fixture transaction skipped: {reason}")
+                }
                 TxOutcome::Skipped(_) => {}
             }
         }
@@ -246,7 +306,14 @@ impl MockChain {
         let mut state = (*parent_state).clone();
         state.apply(&output.diff);
         state.insert_block_hash(parent.block.number(), parent.block.hash());
-        let block = Arc::new(index_block(Block { header, transactions: txs, seal: ConsensusSeal::default() }, senders));
+        let block = Arc::new(index_block(
+            Block {
+                header,
+                transactions: txs,
+                seal: ConsensusSeal::default(),
+            },
+            senders,
+        ));
         for (i, hash) in block.tx_hashes.iter().enumerate() {
             chain.tx_index.insert(*hash, (number, i));
             chain.pool.remove(hash);
@@ -256,7 +323,11 @@ impl MockChain {
         chain.receipts.push(receipts.clone());
         chain.states.push(Arc::new(state));
         drop(chain);
-        let _ = self.heads.send(HeadEvent { block: block.clone(), receipts, removed: false });
+        let _ = self.heads.send(HeadEvent {
+            block: block.clone(),
+            receipts,
+            removed: false,
+        });
         block
     }
 
@@ -271,7 +342,11 @@ impl MockChain {
             chain.tx_index.remove(hash);
         }
         drop(chain);
-        let _ = self.heads.send(HeadEvent { block: block.clone(), receipts, removed: true });
+        let _ = self.heads.send(HeadEvent {
+            block: block.clone(),
+            receipts,
+            removed: true,
+        });
         block
     }
 
@@ -308,14 +383,25 @@ impl MockChain {
 
     fn nonce(&self, address: Address) -> u64 {
         let chain = self.chain.read();
-        chain.states.last().expect("state").account(&address).expect("infallible").map_or(0, |a| a.nonce)
+        chain
+            .states
+            .last()
+            .expect("state")
+            .account(&address)
+            .expect("infallible")
+            .map_or(0, |a| a.nonce)
     }
 }
 
 fn index_block(block: Block, senders: Vec<Address>) -> IndexedBlock {
     let tx_hashes = block.transactions.iter().map(|tx| *tx.tx_hash()).collect();
     let size = block.size();
-    IndexedBlock { block: block.seal_slow(), senders, tx_hashes, size }
+    IndexedBlock {
+        block: block.seal_slow(),
+        senders,
+        tx_hashes,
+        size,
+    }
 }
 
 pub fn signer(key: B256) -> PrivateKeySigner {
@@ -332,7 +418,16 @@ pub fn sign_1559(
     gas_limit: u64,
     max_fee: u128,
 ) -> TxEnvelope {
-    sign_1559_tip(signer, nonce, TxKind::Call(to), value, input, gas_limit, max_fee, 1_000_000_000)
+    sign_1559_tip(
+        signer,
+        nonce,
+        TxKind::Call(to),
+        value,
+        input,
+        gas_limit,
+        max_fee,
+        1_000_000_000,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -361,7 +456,14 @@ pub fn sign_1559_tip(
     TxEnvelope::from(tx.into_signed(signature))
 }
 
-pub fn sign_legacy(signer: &PrivateKeySigner, nonce: u64, to: Address, value: U256, gas_limit: u64, gas_price: u128) -> TxEnvelope {
+pub fn sign_legacy(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    gas_limit: u64,
+    gas_price: u128,
+) -> TxEnvelope {
     let tx = TxLegacy {
         chain_id: Some(CHAIN_ID),
         nonce,
@@ -376,7 +478,10 @@ pub fn sign_legacy(signer: &PrivateKeySigner, nonce: u64, to: Address, value: U2
 }
 
 fn rejection(message: &str) -> PoolRejection {
-    PoolRejection { code: -32000, message: message.to_owned() }
+    PoolRejection {
+        code: -32000,
+        message: message.to_owned(),
+    }
 }
 
 impl ChainApi for MockChain {
@@ -407,7 +512,13 @@ impl ChainApi for MockChain {
     }
 
     fn block_by_hash(&self, hash: B256) -> Result<Option<Arc<IndexedBlock>>, ApiError> {
-        Ok(self.chain.read().blocks.iter().find(|b| b.block.hash() == hash).cloned())
+        Ok(self
+            .chain
+            .read()
+            .blocks
+            .iter()
+            .find(|b| b.block.hash() == hash)
+            .cloned())
     }
 
     fn receipts(&self, number: u64) -> Result<Option<Arc<Vec<StoredReceipt>>>, ApiError> {
@@ -419,7 +530,12 @@ impl ChainApi for MockChain {
     }
 
     fn state_at(&self, number: u64) -> Result<Self::State, ApiError> {
-        self.chain.read().states.get(number as usize).cloned().ok_or(ApiError::BlockNotFound)
+        self.chain
+            .read()
+            .states
+            .get(number as usize)
+            .cloned()
+            .ok_or(ApiError::BlockNotFound)
     }
 
     fn next_block_env(&self, parent: &Header) -> ExecutionEnv {
@@ -447,9 +563,13 @@ impl ChainApi for MockChain {
     }
 
     fn send_raw_transaction(&self, raw: Bytes) -> Result<B256, PoolRejection> {
-        let tx = TxEnvelope::decode_2718(&mut raw.as_ref())
-            .map_err(|e| PoolRejection { code: -32602, message: format!("rlp: {e}") })?;
-        let sender = tx.recover_signer().map_err(|_| rejection("invalid sender"))?;
+        let tx = TxEnvelope::decode_2718(&mut raw.as_ref()).map_err(|e| PoolRejection {
+            code: -32602,
+            message: format!("rlp: {e}"),
+        })?;
+        let sender = tx
+            .recover_signer()
+            .map_err(|_| rejection("invalid sender"))?;
         let hash = *tx.tx_hash();
         {
             let chain = self.chain.read();
@@ -460,7 +580,10 @@ impl ChainApi for MockChain {
         if alloy_consensus::Transaction::nonce(&tx) < self.nonce(sender) {
             return Err(rejection("nonce too low"));
         }
-        self.chain.write().pool.insert(hash, PoolTransaction { tx, sender });
+        self.chain
+            .write()
+            .pool
+            .insert(hash, PoolTransaction { tx, sender });
         let _ = self.pending.send(hash);
         Ok(hash)
     }
@@ -494,7 +617,11 @@ impl ChainApi for MockChain {
     fn pool_content(&self) -> PoolContent {
         let mut content = PoolContent::default();
         for tx in self.chain.read().pool.values() {
-            content.pending.entry(tx.sender).or_default().insert(alloy_consensus::Transaction::nonce(&tx.tx), tx.clone());
+            content
+                .pending
+                .entry(tx.sender)
+                .or_default()
+                .insert(alloy_consensus::Transaction::nonce(&tx.tx), tx.clone());
         }
         content
     }
@@ -517,7 +644,11 @@ impl ChainApi for MockChain {
 
     fn health(&self) -> Health {
         let head = self.head_number();
-        Health { head_number: head, head_age_ms: 1500, healthy: self.chain.read().healthy }
+        Health {
+            head_number: head,
+            head_age_ms: 1500,
+            healthy: self.chain.read().healthy,
+        }
     }
 
     fn accounts(&self) -> Vec<Address> {
@@ -545,7 +676,9 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(chain: Arc<MockChain>, config: RpcConfig) -> Self {
-        let handle = chain_rpc::start(config, chain.clone()).await.expect("server starts");
+        let handle = chain_rpc::start(config, chain.clone())
+            .await
+            .expect("server starts");
         let addr = handle.http_addr();
         Self {
             chain,
@@ -572,7 +705,10 @@ impl Harness {
             .expect("request sent");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// The whole JSON-RPC response of one call.
@@ -586,14 +722,20 @@ impl Harness {
     /// The `result` of a call that must succeed.
     pub async fn ok(&self, method: &str, params: Value) -> Value {
         let response = self.call(method, params).await;
-        assert!(response.get("error").is_none(), "{method} failed: {response}");
+        assert!(
+            response.get("error").is_none(),
+            "{method} failed: {response}"
+        );
         response["result"].clone()
     }
 
     /// The `error` of a call that must fail.
     pub async fn err(&self, method: &str, params: Value) -> Value {
         let response = self.call(method, params).await;
-        assert!(response.get("error").is_some(), "{method} should fail: {response}");
+        assert!(
+            response.get("error").is_some(),
+            "{method} should fail: {response}"
+        );
         response["error"].clone()
     }
 }
@@ -610,6 +752,8 @@ pub fn raw_hex(tx: &TxEnvelope) -> String {
 
 /// Parses a hex quantity of a response.
 pub fn quantity(value: &Value) -> u128 {
-    let s = value.as_str().unwrap_or_else(|| panic!("not a quantity: {value}"));
+    let s = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a quantity: {value}"));
     u128::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex quantity")
 }

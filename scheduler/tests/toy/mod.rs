@@ -41,11 +41,16 @@ pub fn initial(key: u8) -> u64 {
 }
 
 fn mix(acc: u64, v: u64) -> u64 {
-    acc.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(v).rotate_left(17)
+    acc.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(v)
+        .rotate_left(17)
 }
 
 /// The effect of one transaction given a way to read a location.
-fn run_txn(txn: &Txn, mut read: impl FnMut(u8) -> Result<u64, TxnIndex>) -> Result<(u64, BTreeMap<u8, Val>), TxnIndex> {
+fn run_txn(
+    txn: &Txn,
+    mut read: impl FnMut(u8) -> Result<u64, TxnIndex>,
+) -> Result<(u64, BTreeMap<u8, Val>), TxnIndex> {
     let mut acc = 0u64;
     let mut local: BTreeMap<u8, Val> = BTreeMap::new();
     let write = |local: &mut BTreeMap<u8, Val>, key: u8, val: Val| {
@@ -82,8 +87,10 @@ pub fn sequential(block: &[Txn]) -> (Vec<u64>, BTreeMap<u8, u64>) {
     let mut state: BTreeMap<u8, u64> = BTreeMap::new();
     let mut outputs = Vec::new();
     for txn in block {
-        let (out, writes) =
-            run_txn(txn, |k| Ok(state.get(&k).copied().unwrap_or_else(|| initial(k)))).unwrap();
+        let (out, writes) = run_txn(txn, |k| {
+            Ok(state.get(&k).copied().unwrap_or_else(|| initial(k)))
+        })
+        .unwrap();
         for (k, v) in writes {
             let cur = state.get(&k).copied().unwrap_or_else(|| initial(k));
             state.insert(
@@ -149,7 +156,10 @@ impl TransactionTask for ToyTask {
             })
         })
         .map_err(TaskError::Dependency)?;
-        Ok(TaskOutput { writes: writes.into_iter().collect(), output })
+        Ok(TaskOutput {
+            writes: writes.into_iter().collect(),
+            output,
+        })
     }
 }
 
@@ -169,7 +179,10 @@ pub fn final_state(memory: &chain_scheduler::MvMemory<u8, Val>) -> BTreeMap<u8, 
                     }
                 }
             }
-            let value = deltas.iter().rev().fold(base, |acc, n| acc.wrapping_add(*n));
+            let value = deltas
+                .iter()
+                .rev()
+                .fold(base, |acc, n| acc.wrapping_add(*n));
             state.insert(*key, value);
         })
         .expect("no estimate left");

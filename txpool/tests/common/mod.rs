@@ -35,7 +35,10 @@ impl Key {
         let public = PublicKey::from_secret_key(SECP256K1, &secret);
         // Address derivation written out here, independently of the pool's recovery code.
         let hash = keccak256(&public.serialize_uncompressed()[1..]);
-        Self { secret, address: Address::from_slice(&hash[12..]) }
+        Self {
+            secret,
+            address: Address::from_slice(&hash[12..]),
+        }
     }
 
     pub fn sign<T: SignableTransaction<Signature>>(&self, tx: T) -> Signed<T> {
@@ -190,7 +193,10 @@ pub fn funded(keys: &[&Key], balance: u128) -> InMemoryState {
 pub fn set_account(state: &mut InMemoryState, key: &Key, nonce: u64, balance: u128) {
     state.insert_account(
         key.address,
-        Account { nonce, ..Account::with_balance(U256::from(balance)) },
+        Account {
+            nonce,
+            ..Account::with_balance(U256::from(balance))
+        },
     );
 }
 
@@ -207,5 +213,7 @@ pub fn pool_with(config: PoolConfig) -> TxPool {
 
 /// `(sender, nonce)` of the pool's pending transactions in `best_transactions` order.
 pub fn best_order(pool: &TxPool, base_fee: u64) -> Vec<(Address, u64)> {
-    pool.best_transactions(base_fee).map(|tx| (tx.sender(), tx.nonce())).collect()
+    pool.best_transactions(base_fee)
+        .map(|tx| (tx.sender(), tx.nonce()))
+        .collect()
 }
