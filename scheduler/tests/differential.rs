@@ -83,12 +83,9 @@ fn contention_limit_stops_a_hopeless_block() {
     let runner = BlockStm::new(NonZeroUsize::new(2).unwrap());
     match runner.run(&task, task.block.len()) {
         Err(chain_scheduler::SchedulerError::Contended { wasted, .. }) => assert!(wasted >= 64),
-        Ok(_) => {
+        Ok((outputs, _)) => {
             // One worker can outrun the other and leave nothing to waste; then the result
-            // must simply be right.
-            let (outputs, _) = runner
-                .run(&task, task.block.len())
-                .unwrap_or_else(|e| panic!("{e}"));
+            // must simply be right. (Running again could hit the limit: timing decides.)
             assert_eq!(outputs, sequential(&task.block).0);
         }
         Err(other) => panic!("unexpected error {other}"),
