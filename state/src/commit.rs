@@ -75,12 +75,25 @@ pub(crate) struct AccountChange {
     pub(crate) slots: Vec<(U256, U256)>,
 }
 
+/// What [`Inner::plan`] stages in a `WriteBatch` while the account trie is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Staging {
+    /// Nothing: only the root is wanted.
+    Nothing,
+    /// The flat-state and storage-trie writes.
+    Flat,
+    /// Those and the plan's changeset, as block `number`'s.
+    FlatAndChangeset(u64),
+}
+
 /// Everything a commit writes, computed before anything is written.
 #[derive(Default)]
 pub(crate) struct CommitPlan {
-    /// The flat-state and storage-trie writes, staged while the account trie was computed
-    /// (when staging was asked for).
+    /// The flat-state and storage-trie writes (and the changeset), staged while the account
+    /// trie was computed (when staging was asked for).
     pub(crate) batch: Option<WriteBatch>,
+    /// The filter of the staged changeset's keys.
+    pub(crate) changeset_filter: Option<KeyFilter>,
     /// The new state root.
     pub(crate) root: B256,
     /// New records of changed accounts (`None`: deleted).
@@ -100,6 +113,24 @@ pub(crate) struct CommitPlan {
     pub(crate) account_updates: Vec<NibbleUpdate>,
     /// The values before, of everything that changed.
     pub(crate) changeset: Changeset,
+}
+
+impl CommitPlan {
+    /// A generous estimate of the bytes a batch holding this plan takes: RocksDB's record
+    /// overhead is a few bytes per entry, account-trie branches about 560 bytes each.
+    fn estimated_batch_bytes(&self) -> usize {
+        let trie_bytes: usize = self
+            .storage_trie_ops
+            .iter()
+            .map(|(key, node)| key.len() + node.as_ref().map_or(0, Vec::len) + 8)
+            .sum();
+        let changeset = self.changeset.accounts.len() * 120 + self.changeset.storage.len() * 90;
+        trie_bytes
+            + changeset
+            + self.accounts.len() * (120 + 600)
+            + self.storage.len() * 96
+            + (1 << 16)
+    }
 }
 
 /// Changes to the in-memory changeset filters that go with a write.
@@ -215,14 +246,14 @@ impl Inner {
 
     /// Computes the plan for applying `changes` (sorted by address, one per address) on top
     /// of the state whose root is `parent_root`; `resident` is that state's account trie top
-    /// from memory, if known. With `stage`, the plan's flat-state and storage-trie writes are
-    /// put in `plan.batch` meanwhile (the account-trie writes are left to [`Inner::stage_account_trie`]).
+    /// from memory, if known. What `staging` asks for is put in `plan.batch` meanwhile (the
+    /// account-trie writes are left to [`Inner::stage_account_trie`]).
     pub(crate) fn plan(
         &self,
         changes: Vec<AccountChange>,
         parent_root: B256,
         resident: Option<Node>,
-        stage: bool,
+        staging: Staging,
     ) -> Result<CommitPlan, StateError> {
         let addresses: Vec<Address> = changes.iter().map(|c| c.address).collect();
         debug_assert!(
@@ -449,26 +480,39 @@ impl Inner {
         };
         // The account trie and the batch of everything else are independent: build both at
         // once.
-        let (computed, batch) = rayon::join(
+        let estimated_bytes = plan.estimated_batch_bytes();
+        let (accounts, storage, storage_trie_ops, changeset) = (
+            &plan.accounts,
+            &plan.storage,
+            &plan.storage_trie_ops,
+            &plan.changeset,
+        );
+        let (computed, staged) = rayon::join(
             || -> Result<_, StateError> {
                 trie.apply(&account_updates)?;
                 Ok(trie.commit_keeping_nodes())
             },
             || {
-                stage.then(|| {
-                    let mut batch = WriteBatch::default();
-                    self.stage_flat(
-                        &mut batch,
-                        &plan.accounts,
-                        &plan.storage,
-                        &plan.storage_trie_ops,
-                    );
-                    batch
-                })
+                if staging == Staging::Nothing {
+                    return None;
+                }
+                // Reserved up front: growing a batch of megabytes copies it each time.
+                let mut batch = WriteBatch::with_capacity_bytes(estimated_bytes);
+                self.stage_flat(&mut batch, accounts, storage, storage_trie_ops);
+                let filter = match staging {
+                    Staging::FlatAndChangeset(number) => {
+                        Some(self.stage_changeset(&mut batch, number, changeset))
+                    }
+                    _ => None,
+                };
+                Some((batch, filter))
             },
         );
         let (root, changes, node) = computed?;
-        plan.batch = batch;
+        if let Some((batch, filter)) = staged {
+            plan.batch = Some(batch);
+            plan.changeset_filter = filter;
+        }
         plan.root = root;
         plan.account_trie_root = node;
         plan.account_updates = account_updates;
@@ -598,20 +642,39 @@ impl Inner {
         } else {
             None
         };
+        // The top of the new account trie stays in memory for the next commit; what lies
+        // deeper is unloaded.
+        let mut node = std::mem::take(&mut plan.account_trie_root);
+        let account_updates = std::mem::take(&mut plan.account_updates);
+        let mut unloaded = Vec::new();
         {
             let _published = self.publish_lock.write();
-            // The caches are updated while RocksDB applies the batch (one thread does that):
-            // readers that miss the caches wait for the publish lock anyway, and if the write
-            // fails the caches are cleared, so no value that was not committed stays visible.
+            // The caches are updated and the kept trie pruned while RocksDB applies the batch
+            // (one thread does that): readers that miss the caches wait for the publish lock
+            // anyway, and if the write fails the caches are cleared, so no value that was not
+            // committed stays visible.
             let (written, ()) = rayon::join(
                 || self.db.write_opt(batch, &self.write_options),
                 || {
-                    plan.accounts.par_iter().for_each(|(address, account)| {
-                        self.account_cache.insert(*address, *account);
-                    });
-                    plan.storage.par_iter().for_each(|(address, slot, value)| {
-                        self.storage_cache.insert((*address, *slot), *value);
-                    });
+                    rayon::join(
+                        || {
+                            plan.accounts.par_iter().for_each(|(address, account)| {
+                                self.account_cache.insert(*address, *account);
+                            });
+                            plan.storage.par_iter().for_each(|(address, slot, value)| {
+                                self.storage_cache.insert((*address, *slot), *value);
+                            });
+                        },
+                        || {
+                            prune_along(
+                                &mut node,
+                                0,
+                                self.config.resident_trie_depth,
+                                &account_updates,
+                                &mut unloaded,
+                            )
+                        },
+                    );
                 },
             );
             if let Err(error) = written {
@@ -639,22 +702,13 @@ impl Inner {
             }
             *self.head.write() = head;
         }
-        // Keep the top of the new account trie for the next commit (the commit lock is held).
-        let mut node = std::mem::take(&mut plan.account_trie_root);
-        let mut unloaded = Vec::new();
-        prune_along(
-            &mut node,
-            0,
-            self.config.resident_trie_depth,
-            &plan.account_updates,
-            &mut unloaded,
-        );
+        // The commit lock is held: no other commit takes the resident trie meanwhile.
         if let Some((_, root)) = head.latest {
             *self.resident.lock() = Some(ResidentTrie { root, node });
         }
         // Freeing tens of thousands of nodes and buffers takes milliseconds the commit need
         // not wait for.
-        rayon::spawn(move || drop((plan, unloaded)));
+        rayon::spawn(move || drop((plan, unloaded, account_updates)));
         Ok(())
     }
 }
@@ -682,8 +736,17 @@ impl StateDb {
             });
         }
         let parent_root = head.latest.map_or(EMPTY_ROOT_HASH, |(_, root)| root);
+        // History: keep changesets of blocks `keep_from..=number`, so that the states of
+        // blocks `keep_from - 1..=number` stay readable. Block 0 has none: nothing is below it.
+        let history = inner.config.history_blocks;
+        let keep_from = (number + 1).saturating_sub(history).max(1);
+        let staging = if number > 0 && keep_from <= number {
+            Staging::FlatAndChangeset(number)
+        } else {
+            Staging::Flat
+        };
         let resident = inner.take_resident(parent_root);
-        let mut plan = inner.plan(changes_of(diff), parent_root, resident, true)?;
+        let mut plan = inner.plan(changes_of(diff), parent_root, resident, staging)?;
 
         let mut batch = plan.batch.take().unwrap_or_default();
         inner.stage_account_trie(&mut batch, &plan);
@@ -692,15 +755,10 @@ impl StateDb {
             batch.put_cf(code, hash, bytecode);
         }
 
-        // History: keep changesets of blocks `keep_from..=number`, so that the states of
-        // blocks `keep_from - 1..=number` stay readable. Block 0 has none: nothing is below it.
-        let history = inner.config.history_blocks;
-        let keep_from = (number + 1).saturating_sub(history).max(1);
-        let mut history_update = HistoryUpdate::default();
-        if number > 0 && keep_from <= number {
-            let filter = inner.stage_changeset(&mut batch, number, &plan.changeset);
-            history_update.added = Some((number, filter));
-        }
+        let mut history_update = HistoryUpdate {
+            added: plan.changeset_filter.take().map(|filter| (number, filter)),
+            removed: Vec::new(),
+        };
         let first_changeset = head.first_changeset.max(keep_from);
         let meta = inner.cf(StateColumn::Meta);
         for pruned in head.first_changeset..first_changeset {
@@ -754,7 +812,9 @@ impl StateDb {
             .latest
             .map_or(EMPTY_ROOT_HASH, |(_, root)| root);
         // Without the resident nodes: they must stay as they are for the next commit.
-        Ok(inner.plan(changes_of(diff), parent_root, None, false)?.root)
+        Ok(inner
+            .plan(changes_of(diff), parent_root, None, Staging::Nothing)?
+            .root)
     }
 
     /// Reverts the state to what it was after block `number` (a reorg), undoing every later
@@ -830,7 +890,7 @@ impl StateDb {
             });
         }
         let resident = inner.take_resident(latest_root);
-        let mut plan = inner.plan(changes, latest_root, resident, true)?;
+        let mut plan = inner.plan(changes, latest_root, resident, Staging::Flat)?;
         if plan.root != target_root {
             return Err(StateError::RevertRootMismatch {
                 number,
