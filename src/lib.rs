@@ -2,7 +2,8 @@
 //! with Block-STM. This library is the `chaind` binary minus its argument parsing: the
 //! [`node`] (database, block production and import, the RPC-facing [`node::Node`]), its
 //! [`config`] file, the [`dev`] chain, the execution benchmark ([`bench`]), the state-test
-//! runner ([`statetest`]) and the binary's allocator ([`alloc`]).
+//! runner ([`statetest`]), the staking client ([`stake`]) and the binary's allocator
+//! ([`alloc`]).
 
 /// The global allocator, with optional peak-memory accounting.
 pub mod alloc;
@@ -16,5 +17,7 @@ pub mod dev;
 pub mod node;
 /// Starting and stopping a node with its RPC server.
 pub mod run;
+/// `chaind stake`: signing and submitting staking operations.
+pub mod stake;
 /// `chaind statetest`: the GeneralStateTests runner.
 pub mod statetest;

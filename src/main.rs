@@ -52,6 +52,40 @@ enum Command {
         #[command(subcommand)]
         bench: BenchCommand,
     },
+    /// Sign a staking operation with a validator key and submit it to a node
+    /// (chaind_sendStakingOp). Stakes are in consensus units: 1 unit = 1 gwei of deposit,
+    /// debited from the key's account into the staking escrow when a block includes it.
+    Stake {
+        #[command(subcommand)]
+        action: StakeCommand,
+        /// The validator's key: a file holding a hex secp256k1 private key.
+        #[arg(long, global = true)]
+        key_file: Option<PathBuf>,
+        /// The node's JSON-RPC URL (http://).
+        #[arg(long, global = true, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+        /// Staking nonce to use instead of the node's answer for the validator's next one.
+        #[arg(long, global = true)]
+        nonce: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StakeCommand {
+    /// Become a validator with a stake.
+    Join {
+        /// The stake, in units of 1 gwei (32 ETH is 32000000000).
+        #[arg(long)]
+        stake: u64,
+    },
+    /// Change the stake of an active validator.
+    Set {
+        /// The new stake, in units of 1 gwei.
+        #[arg(long)]
+        stake: u64,
+    },
+    /// Leave the validator set; the deposit comes back after the unbonding delay.
+    Leave,
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,6 +248,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Stake {
+            action,
+            key_file,
+            rpc,
+            nonce,
+        } => {
+            use chaind::stake::{StakeAction, read_key_file, submit};
+            let key_file = key_file.context("--key-file is required")?;
+            let signer = read_key_file(&key_file)?;
+            let action = match action {
+                StakeCommand::Join { stake } => StakeAction::Join { stake },
+                StakeCommand::Set { stake } => StakeAction::SetStake { stake },
+                StakeCommand::Leave => StakeAction::Leave,
+            };
+            let submitted = submit(action, &signer, &rpc, nonce)?;
+            println!(
+                "submitted staking operation {} (validator {}, nonce {})",
+                submitted.hash, submitted.op.op.validator, submitted.op.op.nonce
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
             bench:

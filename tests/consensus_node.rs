@@ -5,15 +5,24 @@
 
 mod common;
 
-use alloy_primitives::keccak256;
-use chain_consensus::{SignatureCache, SlashingProtectionRecord, TrustedCheckpoint, ValidatorKey};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_signer::SignerSync;
+use chain_consensus::{
+    SignatureCache, SignedStakingOp, SlashingProtectionRecord, StakingOp, StakingOpKind,
+    TrustedCheckpoint, ValidatorKey,
+};
+use chain_primitives::{Block, StateReader};
 use chain_rpc::ChainApi;
 use chaind::{
     dev::dev_signers,
     node::{
         Node, NodeConfig, ProducedBlock,
-        consensus::{CHECKPOINT_FILE, PROTECTION_FILE, RANDAO_CHAIN_EPOCHS, signed_proposal},
+        consensus::{
+            CHECKPOINT_FILE, PROTECTION_FILE, RANDAO_CHAIN_EPOCHS, SealPayload, signed_proposal,
+        },
+        execution::{InvalidBlock, ValidationFailure},
         now_ms,
+        staking::{STAKING_ESCROW, WEI_PER_STAKE_UNIT, staking_account, staking_op_hash},
     },
 };
 use std::{
@@ -362,4 +371,180 @@ fn corrupt_consensus_files_stop_the_validator_from_starting() {
     let observer = Node::open(config(dir.path(), false)).unwrap();
     let error = format!("{:#}", observer.block_producer().unwrap_err());
     assert!(error.contains("no validator key"), "{error}");
+}
+
+fn balance_at(node: &Node, number: u64, address: Address) -> U256 {
+    node.state_at(number)
+        .unwrap()
+        .account(&address)
+        .unwrap()
+        .map_or(U256::ZERO, |account| account.balance)
+}
+
+/// A join submitted to a running validator: the producer includes it in a block's consensus
+/// payload, the block's state moves the deposit from the joiner to the escrow, and the pool
+/// forgets it. A follower importing the blocks applies the same rule: a block whose state root
+/// omits the deposit, or that drops the operation from its payload but keeps the deposit in its
+/// root, or whose operation is forged, is refused; the real one imports to the same state.
+#[test]
+fn a_join_is_included_debited_and_checked_on_import() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let timestamp = now_ms() / 1000;
+    let node = Node::open(common::node_config(
+        a.path(),
+        true,
+        BLOCK_TIME_MS,
+        timestamp,
+    ))
+    .unwrap();
+    let running = start(&node);
+    wait_until(
+        Duration::from_secs(30),
+        "a block",
+        || node.head_number() >= 1,
+        || {},
+    );
+
+    let joiner_signer = dev_signers().unwrap()[1].clone();
+    let joiner = ValidatorKey::from_secret_bytes(joiner_signer.to_bytes().0, 64).unwrap();
+    let stake = 2_000_000_000u64; // 2 ETH in gwei units
+    let op = SignedStakingOp::sign(
+        StakingOp {
+            chain_id: node.chain_id(),
+            validator: joiner.address(),
+            nonce: 0,
+            kind: StakingOpKind::Join {
+                stake,
+                randao_anchor: joiner.randao_anchor(0).unwrap(),
+            },
+        },
+        &joiner,
+    );
+    // Garbage is an invalid-params error, not a panic.
+    let garbage = node.send_staking_op(Bytes::from_static(b"\xc3\x01\x02"));
+    assert_eq!(garbage.unwrap_err().code, -32602);
+    let raw = Bytes::from(alloy_rlp::encode(op));
+    assert_eq!(
+        node.send_staking_op(raw.clone()).unwrap(),
+        staking_op_hash(&op)
+    );
+    assert_eq!(
+        node.send_staking_op(raw.clone()).unwrap_err().message,
+        "already known"
+    );
+
+    let genesis_balance = balance_at(&node, 0, joiner.address());
+    let deposit = U256::from(stake) * U256::from(WEI_PER_STAKE_UNIT);
+    wait_until(
+        Duration::from_secs(30),
+        "the join to be included",
+        || node.staking_pool().is_empty(),
+        || {},
+    );
+    let blocks = running.stop();
+    assert!(!blocks.is_empty());
+    let head = node.head_number();
+    let carrying: Vec<u64> = (1..=head)
+        .filter(|&number| {
+            let block = node.chain().block(number).unwrap().unwrap();
+            !signed_proposal(&block.block, node.chain_id())
+                .unwrap()
+                .block
+                .staking_ops
+                .is_empty()
+        })
+        .collect();
+    assert_eq!(carrying.len(), 1, "exactly one block carries the join");
+    let included = carrying[0];
+    assert_eq!(
+        balance_at(&node, included - 1, joiner.address()),
+        genesis_balance
+    );
+    assert_eq!(balance_at(&node, included - 1, STAKING_ESCROW), U256::ZERO);
+    assert_eq!(
+        balance_at(&node, included, joiner.address()),
+        genesis_balance - deposit
+    );
+    assert_eq!(balance_at(&node, included, STAKING_ESCROW), deposit);
+    assert_eq!(balance_at(&node, head, STAKING_ESCROW), deposit);
+    let ledger = staking_account(&node.state_at(head).unwrap(), joiner.address()).unwrap();
+    assert_eq!((ledger.nonce, ledger.bonded), (1, stake));
+    // Used up: a replay is refused at the door.
+    assert!(node.send_staking_op(raw).is_err());
+
+    // A follower imports the chain; the block carrying the join must carry its effect.
+    let follower = Node::open(common::node_config(
+        b.path(),
+        false,
+        BLOCK_TIME_MS,
+        timestamp,
+    ))
+    .unwrap();
+    let block_of = |number: u64| -> Block {
+        node.chain()
+            .block(number)
+            .unwrap()
+            .unwrap()
+            .block
+            .block()
+            .clone()
+    };
+    for number in 1..included {
+        follower.import_block(block_of(number)).unwrap();
+    }
+    let signer = dev_signers().unwrap()[0].clone();
+    let reseal = |mut block: Block| {
+        let hash = block.header.hash_slow();
+        block.seal.signature =
+            Bytes::from(signer.sign_hash_sync(&hash).unwrap().as_bytes().to_vec());
+        block
+    };
+    let with_payload = |block: &mut Block, edit: &dyn Fn(&mut SealPayload)| {
+        let mut payload = SealPayload::decode_exact(&block.seal.payload).unwrap();
+        edit(&mut payload);
+        block.seal.payload = payload.encoded();
+    };
+    let parent_root = node
+        .chain()
+        .block(included - 1)
+        .unwrap()
+        .unwrap()
+        .block
+        .header()
+        .state_root;
+
+    let mut omits_effect = block_of(included);
+    omits_effect.header.state_root = parent_root;
+    let mut drops_op = block_of(included);
+    with_payload(&mut drops_op, &|payload| payload.staking_ops.clear());
+    let mut forged = block_of(included);
+    with_payload(&mut forged, &|payload| {
+        payload.staking_ops[0].signature = joiner.sign_unprotected(B256::repeat_byte(7))
+    });
+    for (name, block, expect_root) in [
+        ("root without the deposit", omits_effect, true),
+        ("payload without the operation", drops_op, true),
+        ("forged operation", forged, false),
+    ] {
+        match follower.import_block(reseal(block)) {
+            Err(ValidationFailure::Invalid(InvalidBlock::ExecutionMismatch { field, .. }))
+                if expect_root =>
+            {
+                assert_eq!(field, "stateRoot", "{name}")
+            }
+            Err(ValidationFailure::Invalid(InvalidBlock::StakingOp { index: 0, .. }))
+                if !expect_root => {}
+            other => panic!("{name}: expected a refusal, got {other:?}"),
+        }
+        assert_eq!(follower.head_number(), included - 1, "{name}");
+    }
+    for number in included..=head {
+        follower.import_block(block_of(number)).unwrap();
+    }
+    assert_eq!(follower.head().block.hash(), node.head().block.hash());
+    assert_eq!(
+        balance_at(&follower, head, joiner.address()),
+        genesis_balance - deposit
+    );
+    assert_eq!(balance_at(&follower, head, STAKING_ESCROW), deposit);
 }

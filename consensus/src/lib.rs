@@ -138,8 +138,10 @@
 //! counting only the first seen would let an equivocator split the nodes' views). The block
 //! that includes it slashes `slash_fraction_bps` of the offender's stake, pays
 //! `reporter_reward_bps` of that to the including proposer, and ejects the offender from the set
-//! at the next epoch boundary; it can never rejoin. [`Action::Slash`] reports this when the
-//! block is final; the node applies the balance effects with a system rule.
+//! at the next epoch boundary; it can never rejoin. The node applies the balance effects in the
+//! including block's own state transition (see "Validator-set changes" below), so a reorg that
+//! drops the block drops them too; [`Action::Slash`] reports the slashing once the block is
+//! final.
 //!
 //! **Validator-set changes.** Decision: staking operations are transactions of their own kind,
 //! [`SignedStakingOp`]s (join with a stake and a RANDAO commitment, change stake, leave), signed
@@ -150,6 +152,31 @@
 //! `k + 1` with requests applied, at most `churn_limit_bps` of total stake per epoch. So a
 //! change takes effect one to two epochs after its block, and the sets of two forks drift apart
 //! by a bounded amount per epoch.
+//!
+//! *Balance effects* (chaind's system rule, `src/node/staking.rs`; this crate only weighs stake).
+//! The node applies them after a block's transactions, identically when it builds the block and
+//! when it imports one, so the block's state root covers them; they depend only on the state,
+//! the block's epoch and proposer, and its evidence and staking operations.
+//! - Deposits are held by a fixed escrow account, `0x000000000000000000000000000000005374616b`,
+//!   whose storage is the staking ledger (per validator: operation nonce, bonded units, units
+//!   being released and when, slashed flag; and a queue of releases). One stake unit is
+//!   `WEI_PER_STAKE_UNIT` = 1 gwei, the unit the node counts genesis stakes in.
+//! - A `Join`, or a `SetStake` above the validator's committed stake (bonded minus being
+//!   released), debits the difference × 1 gwei from the validator's account into the escrow in
+//!   the including block. An operation whose account lacks the balance is not includable: the
+//!   builder leaves it out, and a block carrying it is invalid.
+//! - A `Leave`, or a `SetStake` below the committed stake, releases the difference, which the
+//!   escrow pays back with the first block of epoch `e + UNBONDING_EPOCHS` (4; `e` the epoch of
+//!   the operation's block) or later. The deposit stays slashable meanwhile: the stake leaves the
+//!   set one to two epochs after the operation, and evidence is includable only while its
+//!   offender is in the set.
+//! - Evidence burns `slash_fraction_bps` of the offender's bonded units (including those being
+//!   released) from the escrow and pays `reporter_reward_bps` of the burned amount to the
+//!   including proposer: the fractions of [`SlashRecord`], taken of the escrowed bond rather than
+//!   of the consensus stake (the two are equal once a deposit is fully phased in). The rest of
+//!   the bond is released after `UNBONDING_EPOCHS`.
+//! - Genesis stakes are granted by the genesis, not escrowed: a genesis validator has no bond
+//!   (it pays in full for a raise, gets nothing back when it leaves, loses nothing when slashed).
 //!
 //! # Safety argument
 //!
@@ -199,6 +226,9 @@
 //! - An equivocation whose two halves never reach one honest node cannot be detected.
 //! - A RANDAO hash chain covers a fixed number of epochs; a validator re-registers (leave and
 //!   join) before it runs out.
+//! - The unbonding delay is a fixed number of epochs, not tied to when the churn limit lets a
+//!   leave complete: a validator whose exit is held back for longer than the delay gets its
+//!   deposit back while it still has stake (and could still be slashed, for nothing).
 
 /// Protocol parameters, genesis and trusted checkpoints.
 pub mod config;

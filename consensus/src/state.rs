@@ -201,6 +201,14 @@ impl ChainState {
         &self.next
     }
 
+    /// Stakes requested by included staking operations and not yet in effect, by validator
+    /// (0 for a pending leave).
+    pub fn requested_stakes(&self) -> impl Iterator<Item = (Address, u64)> + '_ {
+        self.requested_stake
+            .iter()
+            .map(|(validator, stake)| (*validator, *stake))
+    }
+
     /// The RANDAO mix after the last block.
     pub fn randao_mix(&self) -> B256 {
         self.randao_mix

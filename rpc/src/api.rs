@@ -95,6 +95,48 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// A validator and its stake, in consensus stake units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValidatorStake {
+    /// The validator's address.
+    pub address: Address,
+    /// Its stake.
+    pub stake: u64,
+}
+
+/// The validator set as consensus sees it after the head block (`chaind_validators`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatorsView {
+    /// The block the view is of.
+    pub block_number: u64,
+    /// Its hash.
+    pub block_hash: B256,
+    /// The epoch of that block's consensus state.
+    pub epoch: u64,
+    /// The set of that epoch.
+    pub current: Vec<ValidatorStake>,
+    /// The set of the next epoch.
+    pub next: Vec<ValidatorStake>,
+    /// Stakes requested by included staking operations and not yet in effect.
+    pub requested: Vec<ValidatorStake>,
+}
+
+/// A validator's entry in the staking escrow's ledger (`chaind_stakingAccount`), in stake
+/// units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StakingAccountView {
+    /// The nonce its next staking operation must carry.
+    pub nonce: u64,
+    /// Units in the escrow, including those being released.
+    pub bonded: u64,
+    /// Units being released.
+    pub unbonding: u64,
+    /// The epoch from which they are paid back (0 when none are).
+    pub release_epoch: u64,
+    /// Whether the validator was slashed.
+    pub slashed: bool,
+}
+
 /// The node, as the RPC server sees it.
 pub trait ChainApi: Send + Sync + 'static {
     /// A reader of the state after some block.
@@ -155,4 +197,29 @@ pub trait ChainApi: Send + Sync + 'static {
     fn health(&self) -> Health;
     /// Accounts `eth_accounts` lists (the dev accounts in dev mode, none otherwise).
     fn accounts(&self) -> Vec<Address>;
+
+    /// Hands an RLP-encoded signed staking operation to the node's staking pool
+    /// (`chaind_sendStakingOp`); returns its hash. Nodes without staking refuse it.
+    fn send_staking_op(&self, raw: Bytes) -> Result<B256, PoolRejection> {
+        let _ = raw;
+        Err(PoolRejection {
+            code: -32000,
+            message: "this node does not accept staking operations".into(),
+        })
+    }
+
+    /// The validator set after the head, if the node runs consensus.
+    fn validators(&self) -> Option<ValidatorsView> {
+        None
+    }
+
+    /// A validator's staking ledger entry after block `number`, if the node keeps one.
+    fn staking_account(
+        &self,
+        address: Address,
+        number: u64,
+    ) -> Result<Option<StakingAccountView>, ApiError> {
+        let _ = (address, number);
+        Ok(None)
+    }
 }

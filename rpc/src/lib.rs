@@ -8,6 +8,10 @@
 //! Parameters are decoded as geth decodes them (strict hex, EIP-1898 block ids) and answers use
 //! alloy's RPC types, which serialize as geth does. [`RpcError`] is the start-up failure;
 //! errors of calls are JSON-RPC errors with geth's codes and messages.
+//!
+//! Beside geth's namespaces, `chaind_*` methods serve what is chaind's own: staking
+//! (`chaind_sendStakingOp`, `chaind_stakingAccount`) and the validator set
+//! (`chaind_validators`).
 
 /// What the server needs from the node.
 pub mod api;
@@ -28,7 +32,7 @@ mod wire;
 
 pub use api::{
     ApiError, ChainApi, HeadEvent, Health, IndexedBlock, PoolContent, PoolRejection,
-    PoolTransaction, SyncStatus,
+    PoolTransaction, StakingAccountView, SyncStatus, ValidatorStake, ValidatorsView,
 };
 pub use config::{MetricsRenderer, RpcConfig};
 pub use error::RpcError;

@@ -150,6 +150,9 @@ pub(crate) fn build_module<A: ChainApi>(ctx: Arc<Ctx<A>>) -> Result<RpcModule<Ct
         ("eth_maxPriorityFeePerGas", fees::max_priority_fee::<A>),
         ("eth_feeHistory", fees::fee_history::<A>),
         ("txpool_content", txpool_content::<A>),
+        ("chaind_sendStakingOp", send_staking_op::<A>),
+        ("chaind_stakingAccount", staking_account::<A>),
+        ("chaind_validators", validators::<A>),
     ];
     for &(name, handler) in blocking {
         module
@@ -297,6 +300,60 @@ fn send_raw_transaction<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallR
         .send_raw_transaction(raw)
         .map_err(|r| CallError::new(r.code, r.message))?;
     to_json(hash)
+}
+
+/// `chaind_sendStakingOp(bytes)`: an RLP-encoded signed staking operation for the node's
+/// staking pool; answers its hash, or the pool's refusal (-32602 for undecodable input,
+/// -32000 otherwise).
+fn send_staking_op<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
+    let Data(raw) = p.required()?;
+    let hash = ctx
+        .api
+        .send_staking_op(raw)
+        .map_err(|r| CallError::new(r.code, r.message))?;
+    to_json(hash)
+}
+
+/// `chaind_stakingAccount(address, block?)`: the validator's entry in the staking escrow's
+/// ledger (stake units as quantities), or null if the node keeps none.
+fn staking_account<A: ChainApi>(ctx: &Ctx<A>, p: &mut ParamReader) -> CallResult<Value> {
+    let Addr(address) = p.required()?;
+    let block: BlockId = p.optional()?.unwrap_or_default();
+    let Some(block) = ctx.block(block)? else {
+        return Err(CallError::header_not_found());
+    };
+    match ctx.api.staking_account(address, block.block.number())? {
+        Some(account) => Ok(json!({
+            "nonce": hex_u64(account.nonce),
+            "bonded": hex_u64(account.bonded),
+            "unbonding": hex_u64(account.unbonding),
+            "releaseEpoch": hex_u64(account.release_epoch),
+            "slashed": account.slashed,
+        })),
+        None => Ok(Value::Null),
+    }
+}
+
+/// `chaind_validators()`: the validator set after the head (stakes in consensus units), or
+/// null if the node runs no consensus engine.
+fn validators<A: ChainApi>(ctx: &Ctx<A>, _: &mut ParamReader) -> CallResult<Value> {
+    let Some(view) = ctx.api.validators() else {
+        return Ok(Value::Null);
+    };
+    let list = |members: &[crate::api::ValidatorStake]| -> Value {
+        members
+            .iter()
+            .map(|m| json!({ "address": m.address, "stake": hex_u64(m.stake) }))
+            .collect()
+    };
+    Ok(json!({
+        "blockNumber": hex_u64(view.block_number),
+        "blockHash": view.block_hash,
+        "epoch": hex_u64(view.epoch),
+        "current": list(&view.current),
+        "next": list(&view.next),
+        "requested": list(&view.requested),
+    }))
 }
 
 fn full_flag(p: &mut ParamReader) -> CallResult<bool> {

@@ -470,3 +470,47 @@ async fn start_fails_cleanly_on_a_taken_port() {
         "{error}"
     );
 }
+
+/// The `chaind_*` staking methods on a node that does not stake (the trait's defaults): nulls,
+/// a clear refusal, and -32602 for ill-typed parameters.
+#[tokio::test]
+async fn chaind_staking_methods_without_staking() {
+    let h = Harness::fixture().await;
+    assert_eq!(h.ok("chaind_validators", json!([])).await, Value::Null);
+    let account = h
+        .ok(
+            "chaind_stakingAccount",
+            json!(["0x0000000000000000000000000000000000000001", "latest"]),
+        )
+        .await;
+    assert_eq!(account, Value::Null);
+    let refused = h.err("chaind_sendStakingOp", json!(["0xc0"])).await;
+    assert_eq!(refused["code"], -32000, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not accept staking operations"),
+        "{refused}"
+    );
+    assert_eq!(
+        h.err("chaind_sendStakingOp", json!([12])).await["code"],
+        -32602
+    );
+    assert_eq!(
+        h.err("chaind_sendStakingOp", json!(["not hex"])).await["code"],
+        -32602
+    );
+    assert_eq!(
+        h.err("chaind_stakingAccount", json!(["0x12"])).await["code"],
+        -32602
+    );
+    assert_eq!(
+        h.err(
+            "chaind_stakingAccount",
+            json!(["0x0000000000000000000000000000000000000001", "0xffffff"])
+        )
+        .await["message"],
+        "header not found"
+    );
+}

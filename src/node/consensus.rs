@@ -5,7 +5,8 @@
 //!
 //! This build has no peer-to-peer network, so the producer runs a single-validator chain: the
 //! engine's broadcasts and requests go nowhere, and nothing can make it validate a foreign
-//! block or reorganize.
+//! block or reorganize. Other validators can join (staking operations from the node's pool go
+//! into the blocks it builds, see [`crate::node::staking`]); their slots stay empty.
 //!
 //! # Restart
 //!
@@ -68,7 +69,8 @@ pub const CHECKPOINT_FILE: &str = "consensus-checkpoint.json";
 pub struct SealPayload {
     /// Equivocation evidence the block includes.
     pub evidence: Vec<Evidence>,
-    /// Staking operations the block includes (none yet: the producer offers none).
+    /// Staking operations the block includes (from the node's staking pool, those consensus
+    /// and the staking rule accept).
     pub staking_ops: Vec<SignedStakingOp>,
     /// Votes justifying the proposer's justified block.
     pub justification: Vec<SignedVote>,
@@ -482,6 +484,10 @@ impl BlockProducer {
             self.engine.finalized().height,
             self.engine.justified().height,
         );
+        let head = self.engine.head();
+        if let Some(state) = self.engine.chain_state(head.hash) {
+            self.node.publish_consensus_view(head, state);
+        }
         Ok(())
     }
 
@@ -562,7 +568,8 @@ impl BlockProducer {
                 tracing::error!(from = %from.hash, to = %to.hash, "asked to reorganize, which a single validator cannot need; ignoring");
             }
             Action::Slash { block, record } => {
-                tracing::error!(%block, ?record, "a slashing on a single-validator chain: not applied");
+                // The including block's staking rule already moved the ether.
+                tracing::warn!(%block, ?record, "a slashing is final");
             }
             Action::RequestBlock { hash } => {
                 tracing::trace!(%hash, "no network: not requesting the block");
@@ -586,20 +593,53 @@ impl BlockProducer {
         let started = Instant::now();
         let inner = &*self.node.inner;
         let parent = head.block.header();
-        let candidates =
+        let mut candidates =
             pool::best_for_block(&inner.pool, next_base_fee(parent), inner.spec.gas_limit);
         let timestamp = (now_ms() / 1000).max(parent.timestamp);
-        let executed = build_block(
-            &inner.spec,
-            inner.chain.db(),
-            &inner.executor,
-            head,
-            candidates,
-            timestamp,
+        let reveal = Bytes::copy_from_slice(randao_reveal.as_slice());
+        // The operations consensus accepts, then those of them the staking rule accepts (it
+        // needs the state after the transactions); dropping one can make a later one
+        // unacceptable to consensus (its nonce), so repeat until both agree. Each round drops
+        // at least one operation.
+        let mut staking_ops = self.engine.includable_staking_ops(
+            head.block.hash(),
             slot,
-            Bytes::copy_from_slice(randao_reveal.as_slice()),
-            &self.signer,
-        )?;
+            &evidence,
+            inner.staking_pool.candidates(),
+        );
+        let executed = loop {
+            // Without operations there is no second round: no need to keep the candidates.
+            let txs = if staking_ops.is_empty() {
+                std::mem::take(&mut candidates)
+            } else {
+                candidates.clone()
+            };
+            let executed = build_block(
+                &inner.spec,
+                inner.chain.db(),
+                &inner.executor,
+                head,
+                txs,
+                timestamp,
+                slot,
+                reveal.clone(),
+                &self.signer,
+                &evidence,
+                &staking_ops,
+            )?;
+            if executed.staking_ops == staking_ops {
+                break executed;
+            }
+            staking_ops = self.engine.includable_staking_ops(
+                head.block.hash(),
+                slot,
+                &evidence,
+                executed.staking_ops.iter().copied(),
+            );
+            if staking_ops == executed.staking_ops {
+                break executed;
+            }
+        };
         for (hash, reason) in &executed.skipped {
             tracing::debug!(%hash, %reason, "left a pool transaction out of the block");
         }
@@ -614,7 +654,7 @@ impl BlockProducer {
             proposer: self.signer.address(),
             randao_reveal,
             evidence,
-            staking_ops: Vec::new(),
+            staking_ops: executed.staking_ops.clone(),
             justification,
         };
         self.built = Some(BuiltBlock { executed, started });

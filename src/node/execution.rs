@@ -1,12 +1,17 @@
 //! Building a block from candidate transactions, and checking and executing a block someone
 //! else built. Both end in an [`ExecutedBlock`] that the node commits atomically.
 
-use crate::node::chain::ChainStore;
+use crate::node::{
+    chain::ChainStore,
+    consensus::SealPayload,
+    staking::{StakingInput, StakingParams, apply_staking_rule},
+};
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header};
 use alloy_eips::eip1559::BaseFeeParams;
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
+use chain_consensus::{Evidence, SignatureCache, SignedStakingOp};
 use chain_executor::{BlockEnv, ExecutionEnv, Executor, SkipReason, TxOutcome, tx_env};
 use chain_primitives::{
     Block, ConsensusSeal, StateDiff, StoredReceipt, TxEnvelope, receipts_root, transactions_root,
@@ -26,6 +31,8 @@ pub struct ChainSpec {
     pub gas_limit: u64,
     /// Largest extraData accepted, in bytes (Ethereum's 32).
     pub max_extra_data: usize,
+    /// What the staking rule needs of the consensus parameters.
+    pub staking: StakingParams,
 }
 
 /// Most seconds a block's timestamp may be ahead of the local clock.
@@ -42,6 +49,9 @@ pub struct ExecutedBlock {
     pub diff: StateDiff,
     /// Candidates the builder left out, with the reason (empty for imported blocks).
     pub skipped: Vec<(B256, SkipReason)>,
+    /// The staking operations the block carries (when building: the candidates the staking
+    /// rule accepted, which the block's consensus payload must carry).
+    pub staking_ops: Vec<SignedStakingOp>,
     /// How long execution took, in microseconds.
     pub execution_us: u64,
     /// Block-STM's statistics, when the block ran in parallel.
@@ -157,6 +167,26 @@ pub enum InvalidBlock {
     /// The proposer's signature does not verify.
     #[error("proposer signature invalid: {0}")]
     Seal(String),
+    /// The seal's consensus payload does not decode.
+    #[error("consensus payload: {0}")]
+    ConsensusPayload(String),
+    /// A staking operation breaks the staking rule (bad signature or nonce, the account cannot
+    /// pay the deposit, ...).
+    #[error("staking operation {index} is invalid: {reason}")]
+    StakingOp {
+        /// Its index in the block.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// An evidence item does not prove an equivocation, or its offender was already slashed.
+    #[error("evidence {index} is invalid: {reason}")]
+    Evidence {
+        /// Its index in the block.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The base fee of the child of `parent` (EIP-1559 with Ethereum's parameters).
@@ -239,7 +269,10 @@ pub fn randao_reveal(signer: &PrivateKeySigner, chain_id: u64, slot: u64) -> Byt
 /// builder stops adding once the next transaction's gas limit no longer fits). `reveal` is the
 /// proposer's RANDAO reveal for the slot: it goes into the seal and into the block's `mixHash`.
 /// The seal's `payload` is left empty (the producer fills it once consensus signed the block;
-/// the seal is not part of the header hash).
+/// the seal is not part of the header hash). After the transactions the block applies the
+/// staking rule ([`crate::node::staking`]) to `evidence` and the `staking_ops` candidates: the
+/// ones it accepts are in [`ExecutedBlock::staking_ops`], and the payload must carry exactly
+/// those and `evidence`.
 #[allow(clippy::too_many_arguments)]
 pub fn build_block(
     spec: &ChainSpec,
@@ -251,6 +284,8 @@ pub fn build_block(
     slot: u64,
     reveal: Bytes,
     signer: &PrivateKeySigner,
+    evidence: &[Evidence],
+    staking_ops: &[SignedStakingOp],
 ) -> anyhow::Result<ExecutedBlock> {
     let parent_header = parent.block.header();
     let env = child_env(
@@ -298,7 +333,23 @@ pub fn build_block(
             TxOutcome::Skipped(reason) => skipped.push((*tx.tx_hash(), reason.clone())),
         }
     }
-    let state_root = db.state_root_after(&output.diff)?;
+    let mut diff = output.diff;
+    let staking = apply_staking_rule(
+        &db.reader(),
+        &mut diff,
+        &StakingInput {
+            chain_id: spec.chain_id,
+            epoch: spec.staking.epoch_of(slot),
+            proposer: signer.address(),
+            evidence,
+            ops: staking_ops,
+        },
+        &spec.staking,
+        &SignatureCache::default(),
+        true,
+    )
+    .map_err(|failure| anyhow::anyhow!("staking rule: {failure}"))?;
+    let state_root = db.state_root_after(&diff)?;
     let header = Header {
         parent_hash: parent.block.hash(),
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -342,8 +393,9 @@ pub fn build_block(
             size,
         }),
         receipts: Arc::new(receipts),
-        diff: output.diff,
+        diff,
         skipped,
+        staking_ops: staking.included,
         execution_us,
         parallel,
     })
@@ -442,6 +494,14 @@ pub fn validate_and_execute(
     }
     let hash = header.hash_slow();
     verify_seal(&block, hash).map_err(ValidationFailure::Invalid)?;
+    // Blocks built outside the consensus engine carry no payload: no evidence, no operations.
+    let payload = if block.seal.payload.is_empty() {
+        None
+    } else {
+        Some(SealPayload::decode_exact(&block.seal.payload).map_err(|e| {
+            ValidationFailure::Invalid(InvalidBlock::ConsensusPayload(e.to_string()))
+        })?)
+    };
 
     let senders = recover_senders(&block.transactions).map_err(ValidationFailure::Invalid)?;
     let mut envs = Vec::with_capacity(block.transactions.len());
@@ -505,8 +565,26 @@ pub fn validate_and_execute(
             header.receipts_root.to_string(),
         );
     }
+    let mut diff = output.diff;
+    let (evidence, staking_ops) = payload
+        .map(|payload| (payload.evidence, payload.staking_ops))
+        .unwrap_or_default();
+    apply_staking_rule(
+        &db.reader(),
+        &mut diff,
+        &StakingInput {
+            chain_id: spec.chain_id,
+            epoch: spec.staking.epoch_of(block.seal.slot),
+            proposer: block.seal.proposer,
+            evidence: &evidence,
+            ops: &staking_ops,
+        },
+        &spec.staking,
+        &SignatureCache::default(),
+        false,
+    )?;
     let state_root = db
-        .state_root_after(&output.diff)
+        .state_root_after(&diff)
         .map_err(|e| ValidationFailure::Internal(e.to_string()))?;
     if state_root != header.state_root {
         return mismatch(
@@ -525,8 +603,9 @@ pub fn validate_and_execute(
             size,
         }),
         receipts: Arc::new(receipts),
-        diff: output.diff,
+        diff,
         skipped: Vec::new(),
+        staking_ops,
         execution_us,
         parallel,
     })

@@ -20,6 +20,15 @@
 //! signed; written durably before anything signed is published, and never reset: the node
 //! refuses to start when it is corrupt) and `consensus-checkpoint.json` (the last finalized
 //! block with its consensus state, from which the engine restarts).
+//!
+//! # Staking
+//!
+//! Signed staking operations come in through RPC (`chaind_sendStakingOp`) into the node's
+//! [`staking::StakingOpPool`]; the block producer includes those the engine and the staking
+//! rule accept, and a committed block's operations leave the pool (there is no reorg path in
+//! this single-validator build to return them). The rule that moves deposits to and from the
+//! staking escrow runs inside block execution, for built and imported blocks alike: see
+//! [`staking`].
 
 /// Blocks, receipts and indexes in the database.
 pub mod chain;
@@ -29,6 +38,8 @@ pub mod consensus;
 pub mod execution;
 /// The node's use of the transaction pool.
 pub mod pool;
+/// Staking in the EVM state: the escrow rule and the staking-operation pool.
+pub mod staking;
 
 pub use pool::apply_limits as apply_pool_limits;
 
@@ -43,14 +54,14 @@ use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::Context as _;
-use chain_consensus::ConsensusConfig;
+use chain_consensus::{ChainState, Checkpoint, ConsensusConfig, SignatureCache};
 use chain_executor::{CodeCache, ExecutionEnv, ExecutionMode, Executor};
 use chain_primitives::{
     Block, ChainGenesis, ConsensusSeal, StoredReceipt, receipts_root, transactions_root,
 };
 use chain_rpc::{
     ApiError, ChainApi, HeadEvent, Health, IndexedBlock, PoolContent, PoolRejection,
-    PoolTransaction, SyncStatus,
+    PoolTransaction, StakingAccountView, SyncStatus, ValidatorStake, ValidatorsView,
 };
 use chain_state::{HistoricalReader, StateConfig, StateDb};
 use chain_txpool::{PoolConfig, TxPool};
@@ -117,6 +128,12 @@ struct NodeInner {
     safe: AtomicU64,
     /// Serializes block commits: production and imports never interleave.
     commit_lock: parking_lot::Mutex<()>,
+    /// Staking operations waiting for a block.
+    staking_pool: staking::StakingOpPool,
+    /// Verified signatures of staking operations (shared by the pool's checks).
+    signatures: SignatureCache,
+    /// The consensus state after the head, as the block producer's engine last saw it.
+    consensus_view: RwLock<Option<(Checkpoint, ChainState)>>,
 }
 
 /// A running node. Cheap to clone.
@@ -160,11 +177,20 @@ impl Node {
             .with_context(|| format!("cannot open the database in {}", config.datadir.display()))?;
         let chain = ChainStore::new(db.clone());
         let genesis_json = serde_json::to_vec(&config.genesis)?;
+        // The staking rule's parameters are the consensus ones, which do not depend on the
+        // genesis time (known only once the genesis block exists).
+        let mut staking_config = ConsensusConfig::new(
+            config.genesis.chain_id(),
+            0,
+            config.genesis.consensus.block_time.0,
+        );
+        staking_config.epoch_slots = config.genesis.consensus.epoch_length;
         let spec = ChainSpec {
             chain_id: config.genesis.chain_id(),
             block_time_ms: config.genesis.consensus.block_time.0,
             gas_limit: config.genesis.eth.gas_limit,
             max_extra_data: 32,
+            staking: staking::StakingParams::of(&staking_config),
         };
         if db.latest().is_none() {
             init_genesis(&chain, &config.genesis, &genesis_json)?;
@@ -218,6 +244,9 @@ impl Node {
             finalized: AtomicU64::new(finalized),
             safe: AtomicU64::new(finalized),
             commit_lock: parking_lot::Mutex::new(()),
+            staking_pool: staking::StakingOpPool::default(),
+            signatures: SignatureCache::default(),
+            consensus_view: RwLock::new(None),
         };
         Ok(Node {
             inner: Arc::new(inner),
@@ -259,6 +288,57 @@ impl Node {
         &self.inner.datadir
     }
 
+    /// Staking operations waiting for a block.
+    pub fn staking_pool(&self) -> &staking::StakingOpPool {
+        &self.inner.staking_pool
+    }
+
+    /// Records the consensus state after the head (the block producer calls it after every
+    /// batch of engine actions) for RPC and for checking incoming staking operations.
+    pub(crate) fn publish_consensus_view(&self, head: Checkpoint, state: &ChainState) {
+        let mut view = self.inner.consensus_view.write();
+        if view.as_ref().is_none_or(|(known, _)| *known != head) {
+            *view = Some((head, state.clone()));
+        }
+    }
+
+    /// Checks a staking operation against the consensus state after the head, where the
+    /// producer has published one: an operation consensus would refuse there (a join of an
+    /// active validator, a stake change of someone who is not one) would wait in the pool for
+    /// good. Nonce, signature and deposit are the pool's checks.
+    fn check_against_consensus(&self, op: &chain_consensus::SignedStakingOp) -> Result<(), String> {
+        let view = self.inner.consensus_view.read();
+        let Some((_, state)) = view.as_ref() else {
+            return Ok(());
+        };
+        let validator = op.op.validator;
+        if state.is_slashed(validator) {
+            return Err(format!("validator {validator} was slashed"));
+        }
+        if op.op.nonce != state.op_nonce(validator) {
+            // A later nonce: consensus checks it once the ones before are in.
+            return Ok(());
+        }
+        use chain_consensus::StakingOpKind;
+        let active = state.is_active(validator);
+        match op.op.kind {
+            StakingOpKind::Join { .. } if active => {
+                return Err(format!("{validator} is already a validator"));
+            }
+            StakingOpKind::SetStake { .. } | StakingOpKind::Leave if !active => {
+                return Err(format!("{validator} is not a validator"));
+            }
+            _ => {}
+        }
+        if let StakingOpKind::Join { stake, .. } | StakingOpKind::SetStake { stake } = op.op.kind {
+            let minimum = self.inner.consensus.min_stake;
+            if stake < minimum {
+                return Err(format!("stake {stake} is below the minimum {minimum}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Builds, executes and commits the block of `slot` from the pool, outside consensus: the
     /// block is final as soon as it is committed. For tests and tools that want blocks on demand
     /// (requires a validator key); never use it on a node whose [`consensus::BlockProducer`]
@@ -285,6 +365,10 @@ impl Node {
             slot,
             randao_reveal(signer, inner.spec.chain_id, slot),
             signer,
+            // Outside the engine there is no validator set to check operations against: such
+            // blocks carry no consensus payload, hence no evidence and no staking operations.
+            &[],
+            &[],
         )?;
         for (hash, reason) in &executed.skipped {
             tracing::debug!(%hash, %reason, "left a pool transaction out of the block");
@@ -355,12 +439,15 @@ impl Node {
             .last_block_produced_ms
             .store(now_ms(), Ordering::Relaxed);
         let header = executed.block.block.header();
+        let head_state = inner.chain.db().reader();
         pool::on_new_block(
             &inner.pool,
             &executed.block.senders,
-            &inner.chain.db().reader(),
+            &head_state,
             next_base_fee(header),
         );
+        // Included operations (and any others whose nonce the block used) leave the pool.
+        inner.staking_pool.prune(&head_state);
         // No subscriber is fine: send fails only when nobody listens.
         let _ = inner.heads.send(HeadEvent {
             block: executed.block.clone(),
@@ -641,6 +728,72 @@ impl ChainApi for Node {
 
     fn accounts(&self) -> Vec<Address> {
         self.inner.dev_accounts.clone()
+    }
+
+    fn send_staking_op(&self, raw: Bytes) -> Result<B256, PoolRejection> {
+        use staking::StakingOpRejection;
+        let inner = &*self.inner;
+        let refuse = |rejection: StakingOpRejection| PoolRejection {
+            code: match rejection {
+                StakingOpRejection::Malformed(_) => -32602,
+                _ => -32000,
+            },
+            message: rejection.to_string(),
+        };
+        let op = staking::decode_staking_op(&raw).map_err(refuse)?;
+        self.check_against_consensus(&op)
+            .map_err(|message| PoolRejection {
+                code: -32000,
+                message: format!("staking operation refused by consensus: {message}"),
+            })?;
+        let hash = inner
+            .staking_pool
+            .add(
+                op,
+                inner.spec.chain_id,
+                &inner.chain.db().reader(),
+                &inner.signatures,
+            )
+            .map_err(refuse)?;
+        tracing::info!(%hash, validator = %op.op.validator, nonce = op.op.nonce, "staking operation pooled");
+        Ok(hash)
+    }
+
+    fn validators(&self) -> Option<ValidatorsView> {
+        let view = self.inner.consensus_view.read();
+        let (head, state) = view.as_ref()?;
+        let members = |set: &chain_consensus::ValidatorSet| {
+            set.iter()
+                .map(|(address, stake)| ValidatorStake { address, stake })
+                .collect()
+        };
+        Some(ValidatorsView {
+            block_number: head.height,
+            block_hash: head.hash,
+            epoch: state.epoch(),
+            current: members(state.current_set()),
+            next: members(state.next_set()),
+            requested: state
+                .requested_stakes()
+                .map(|(address, stake)| ValidatorStake { address, stake })
+                .collect(),
+        })
+    }
+
+    fn staking_account(
+        &self,
+        address: Address,
+        number: u64,
+    ) -> Result<Option<StakingAccountView>, ApiError> {
+        let state = self.state_at(number)?;
+        let account = staking::staking_account(&state, address).map_err(api_error)?;
+        Ok(Some(StakingAccountView {
+            nonce: account.nonce,
+            bonded: account.bonded,
+            unbonding: account.unbonding,
+            release_epoch: account.release_epoch,
+            slashed: account.slashed,
+        }))
     }
 }
 
