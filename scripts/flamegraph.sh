@@ -3,6 +3,7 @@
 #
 #   scripts/flamegraph.sh execution [workload] [threads]   # `chaind bench execution` (default erc20, 2)
 #   scripts/flamegraph.sh node <pid> [seconds]              # a running node, e.g. under loadgen
+#   scripts/flamegraph.sh state                             # state commits: 10k accounts onto 1M
 #
 # Uses perf's cpu-clock software event (hardware counters are not available in every VM) with
 # DWARF call graphs, and inferno (`cargo install inferno`) to fold and draw. Profiles the
@@ -29,7 +30,18 @@ case "$kind" in
     perf record -e cpu-clock -F 499 --call-graph dwarf,16384 -o /tmp/chaind-perf.data -p "$pid" -- sleep "$seconds"
     out="flamegraphs/node-under-load.svg"
     ;;
-  *) echo "unknown kind $kind (execution, node)" >&2; exit 2 ;;
+  state)
+    cargo build --profile "$profile" -p chain-benches --example state_commit_profile
+    log=$(mktemp)
+    "$target/$profile/examples/state_commit_profile" 30 2>"$log" &
+    child=$!
+    until grep -q loaded "$log"; do sleep 0.2; done
+    sleep 2.5 # the first commits after the load
+    perf record -e cpu-clock -F 499 --call-graph dwarf,16384 -o /tmp/chaind-perf.data -p "$child" -- sleep 4
+    wait "$child"
+    out="flamegraphs/state-commit-10k-onto-1m.svg"
+    ;;
+  *) echo "unknown kind $kind (execution, node, state)" >&2; exit 2 ;;
 esac
 perf script -i /tmp/chaind-perf.data 2>/dev/null | inferno-collapse-perf | inferno-flamegraph --title "chaind $kind $*" > "$out"
 echo "wrote $out"

@@ -436,6 +436,22 @@ pub fn execute_parallel<S: StateReader>(
     codes: &CodeCache,
     runner: &BlockStm,
 ) -> Result<(BlockOutput, ParallelStats), ExecutorError> {
+    let (sender_reused, longest_chain) = sender_chains(txs);
+    // Transactions of one sender are chained by their nonces: when one sender has more than
+    // half of the block, no schedule beats sequential execution by enough to pay for the
+    // multi-version memory, so the attempt (and the contention limit's late give-up) is
+    // skipped. Runners without a contention limit always run Block-STM to the end.
+    if runner.contention_limit().is_some() && longest_chain * 2 > txs.len() && txs.len() > 1 {
+        let stats = ParallelStats {
+            fallback: Some(format!(
+                "{longest_chain} of {} transactions share one sender, whose nonces chain them",
+                txs.len()
+            )),
+            ..ParallelStats::default()
+        };
+        let output = crate::sequential::execute_sequential(state, env, txs, codes)?;
+        return Ok((output, stats));
+    }
     let task = EvmTask {
         state,
         env,
@@ -444,7 +460,7 @@ pub fn execute_parallel<S: StateReader>(
         new_code: RwLock::new(HashMap::default()),
         executions: CachePadded::new(AtomicUsize::new(0)),
         busy_ns: AtomicU64::new(0),
-        sender_reused: sender_reused(txs),
+        sender_reused,
     };
     let started = std::time::Instant::now();
     let run = runner.run(&task, txs.len());
@@ -724,13 +740,18 @@ fn par_chunks_each<T: Send, R: Send>(
     })
 }
 
-/// For each transaction, whether a later one has the same sender.
-fn sender_reused(txs: &[TxEnv]) -> Vec<bool> {
-    let mut seen: alloy_primitives::map::HashSet<Address> =
-        alloy_primitives::map::HashSet::with_capacity_and_hasher(txs.len(), Default::default());
+/// For each transaction, whether a later one has the same sender; and the most transactions
+/// any one sender has.
+fn sender_chains(txs: &[TxEnv]) -> (Vec<bool>, usize) {
+    let mut counts: HashMap<Address, usize> =
+        HashMap::with_capacity_and_hasher(txs.len(), Default::default());
     let mut reused = vec![false; txs.len()];
+    let mut longest = 0;
     for (txn_idx, tx) in txs.iter().enumerate().rev() {
-        reused[txn_idx] = !seen.insert(tx.caller);
+        let count = counts.entry(tx.caller).or_default();
+        reused[txn_idx] = *count > 0;
+        *count += 1;
+        longest = longest.max(*count);
     }
-    reused
+    (reused, longest)
 }

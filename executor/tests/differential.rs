@@ -363,6 +363,48 @@ fn workloads_parallel_equals_sequential() {
 }
 
 #[test]
+fn a_block_dominated_by_one_sender_runs_sequentially_from_the_start() {
+    use workload::{WorkloadConfig, WorkloadKind, generate};
+    // Transfers from 1 sender (all 300 chained by nonce), then from 2 (150 each: not more than
+    // half), each with the production runner.
+    for (senders, expect_sequential) in [(1, true), (2, false)] {
+        let w = generate(&WorkloadConfig {
+            kind: WorkloadKind::Transfer,
+            accounts: senders,
+            txs: 300,
+            seed: 4,
+        });
+        let codes = CodeCache::default();
+        let expected = execute_sequential(&w.state, &w.env, &w.txs, &codes).unwrap();
+        let production = BlockStm::new(NonZeroUsize::new(2).unwrap());
+        let (output, stats) =
+            execute_parallel(&w.state, &w.env, &w.txs, &codes, &production).unwrap();
+        assert_eq!(output, expected, "{senders} senders");
+        let upfront = stats
+            .fallback
+            .as_deref()
+            .is_some_and(|reason| reason.contains("share one sender"));
+        assert_eq!(upfront, expect_sequential, "{senders} senders: {stats:?}");
+        if expect_sequential {
+            assert_eq!(stats.executions, 0, "no parallel attempt was made");
+        }
+    }
+    // Without a contention limit Block-STM runs such a block to the end.
+    let w = generate(&WorkloadConfig {
+        kind: WorkloadKind::Transfer,
+        accounts: 1,
+        txs: 100,
+        seed: 4,
+    });
+    let codes = CodeCache::default();
+    let expected = execute_sequential(&w.state, &w.env, &w.txs, &codes).unwrap();
+    let (output, stats) = execute_parallel(&w.state, &w.env, &w.txs, &codes, runner(2)).unwrap();
+    assert_eq!(output, expected);
+    assert_eq!(stats.fallback, None);
+    assert!(stats.executions >= 100);
+}
+
+#[test]
 fn contract_deployed_at_a_paid_address_falls_back_to_sequential() {
     // Transaction 1 pays the address transaction 0 deploys to, expecting a plain account.
     let state = pre_state();

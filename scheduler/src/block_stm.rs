@@ -360,6 +360,11 @@ impl BlockStm {
         self.threads
     }
 
+    /// When a run gives up on a contended block (`None`: never).
+    pub fn contention_limit(&self) -> Option<ContentionLimit> {
+        self.contention
+    }
+
     /// Executes transactions `0..num_txns` of `task` and returns each one's output from its
     /// final incarnation, plus the memory holding the final writes.
     #[allow(clippy::type_complexity)]
