@@ -5,8 +5,11 @@
 
 mod common;
 
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
 use chain_consensus::{
     SignatureCache, SignedStakingOp, SlashingProtectionRecord, StakingOp, StakingOpKind,
     TrustedCheckpoint, ValidatorKey,
@@ -373,6 +376,26 @@ fn corrupt_consensus_files_stop_the_validator_from_starting() {
     assert!(error.contains("no validator key"), "{error}");
 }
 
+const ETH: u128 = 1_000_000_000_000_000_000;
+
+/// A signed transfer of `value` wei (21,000 gas at up to 10 gwei).
+fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value: U256) -> Bytes {
+    let tx = TxEip1559 {
+        chain_id: 31337,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value,
+        ..Default::default()
+    };
+    let signature = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+    TxEnvelope::from(tx.into_signed(signature))
+        .encoded_2718()
+        .into()
+}
+
 fn balance_at(node: &Node, number: u64, address: Address) -> U256 {
     node.state_at(number)
         .unwrap()
@@ -383,7 +406,8 @@ fn balance_at(node: &Node, number: u64, address: Address) -> U256 {
 
 /// A join submitted to a running validator: the producer includes it in a block's consensus
 /// payload, the block's state moves the deposit from the joiner to the escrow, and the pool
-/// forgets it. A follower importing the blocks applies the same rule: a block whose state root
+/// forgets it; the transaction pool re-checks the joiner, whose queued transaction the deposit
+/// made unpayable. A follower importing the blocks applies the same rule: a block whose state root
 /// omits the deposit, or that drops the operation from its payload but keeps the deposit in its
 /// root, or whose operation is forged, is refused; the real one imports to the same state.
 #[test]
@@ -423,6 +447,27 @@ fn a_join_is_included_debited_and_checked_on_import() {
     // Garbage is an invalid-params error, not a panic.
     let garbage = node.send_staking_op(Bytes::from_static(b"\xc3\x01\x02"));
     assert_eq!(garbage.unwrap_err().code, -32602);
+    // A transaction of the joiner that waits for nonce 0 (queued) and costs nearly all its
+    // balance: payable before the deposit, not after.
+    let genesis_balance = balance_at(&node, 0, joiner.address());
+    let queued = node
+        .send_raw_transaction(transfer(
+            &joiner_signer,
+            1,
+            Address::repeat_byte(0x77),
+            genesis_balance - U256::from(ETH),
+        ))
+        .unwrap();
+    assert!(node.pool_transaction(queued).is_some());
+    assert_eq!(node.pool_status(), (0, 1), "queued");
+    // Only the next nonce is pooled.
+    let mut ahead = op;
+    ahead.op.nonce = 1;
+    let ahead = SignedStakingOp::sign(ahead.op, &joiner);
+    let refused = node
+        .send_staking_op(Bytes::from(alloy_rlp::encode(ahead)))
+        .unwrap_err();
+    assert!(refused.message.contains("nonce"), "{}", refused.message);
     let raw = Bytes::from(alloy_rlp::encode(op));
     assert_eq!(
         node.send_staking_op(raw.clone()).unwrap(),
@@ -433,7 +478,6 @@ fn a_join_is_included_debited_and_checked_on_import() {
         "already known"
     );
 
-    let genesis_balance = balance_at(&node, 0, joiner.address());
     let deposit = U256::from(stake) * U256::from(WEI_PER_STAKE_UNIT);
     wait_until(
         Duration::from_secs(30),
@@ -441,6 +485,12 @@ fn a_join_is_included_debited_and_checked_on_import() {
         || node.staking_pool().is_empty(),
         || {},
     );
+    // The block's commit re-checked the joiner, whose balance the staking rule changed.
+    assert!(
+        node.pool_transaction(queued).is_none(),
+        "the deposit left the queued transaction unpayable"
+    );
+    assert_eq!(node.pool_status(), (0, 0));
     let blocks = running.stop();
     assert!(!blocks.is_empty());
     let head = node.head_number();
@@ -547,4 +597,87 @@ fn a_join_is_included_debited_and_checked_on_import() {
         genesis_balance - deposit
     );
     assert_eq!(balance_at(&follower, head, STAKING_ESCROW), deposit);
+}
+
+/// Operations that consensus or the staking rule refuse although their nonce is the next one
+/// leave the pool when a block is built (they would otherwise be offered to every block and
+/// keep their validators' places); an includable one next to them is included.
+#[test]
+fn refused_staking_operations_leave_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(config(dir.path(), true)).unwrap();
+    let signers = dev_signers().unwrap();
+    let keys: Vec<ValidatorKey> = signers[2..5]
+        .iter()
+        .map(|s| ValidatorKey::from_secret_bytes(s.to_bytes().0, 64).unwrap())
+        .collect();
+    let [stranger, spender, joiner] = &keys[..] else {
+        unreachable!()
+    };
+    let sign = |key: &ValidatorKey, kind| {
+        SignedStakingOp::sign(
+            StakingOp {
+                chain_id: node.chain_id(),
+                validator: key.address(),
+                nonce: 0,
+                kind,
+            },
+            key,
+        )
+    };
+    let join = |key: &ValidatorKey, stake| {
+        sign(
+            key,
+            StakingOpKind::Join {
+                stake,
+                randao_anchor: key.randao_anchor(0).unwrap(),
+            },
+        )
+    };
+    // Consensus refuses a stake change of someone who is not a validator (the ledger has
+    // nothing against it); the staking rule refuses a join whose account the block's
+    // transaction empties first.
+    let not_a_validator = sign(stranger, StakingOpKind::SetStake { stake: 5 });
+    let unpaid = join(spender, 2_000_000_000);
+    let fine = join(joiner, 1_000_000_000);
+    let state = node.state_at(0).unwrap();
+    let cache = SignatureCache::default();
+    for op in [not_a_validator, unpaid, fine] {
+        node.staking_pool()
+            .add(op, node.chain_id(), &state, &cache)
+            .unwrap();
+    }
+    drop(state);
+    let spender_balance = balance_at(&node, 0, spender.address());
+    node.send_raw_transaction(transfer(
+        &signers[3],
+        0,
+        Address::repeat_byte(0x78),
+        spender_balance - U256::from(ETH),
+    ))
+    .unwrap();
+
+    let running = start(&node);
+    wait_until(
+        Duration::from_secs(30),
+        "the staking pool to empty",
+        || node.staking_pool().is_empty(),
+        || {},
+    );
+    running.stop();
+    let head = node.head_number();
+    let carried: Vec<SignedStakingOp> = (1..=head)
+        .flat_map(|number| {
+            let block = node.chain().block(number).unwrap().unwrap();
+            signed_proposal(&block.block, node.chain_id())
+                .unwrap()
+                .block
+                .staking_ops
+        })
+        .collect();
+    assert_eq!(carried, vec![fine]);
+    let state = node.state_at(head).unwrap();
+    let nonce = |key: &ValidatorKey| staking_account(&state, key.address()).unwrap().nonce;
+    assert_eq!((nonce(stranger), nonce(spender), nonce(joiner)), (0, 0, 1));
+    assert!(balance_at(&node, head, spender.address()) < U256::from(ETH));
 }

@@ -156,6 +156,17 @@ fn every_invalid_field_is_rejected_and_changes_nothing() {
             |b| b.seal.signature = Bytes::from(vec![1; 65]),
             |e| matches!(e, InvalidBlock::Seal(_)),
         ),
+        // The seal is outside the header hash: its slot is checked against the parent's.
+        (
+            "seal slot equal to the parent's",
+            |b| b.seal.slot = 1,
+            |e| matches!(e, InvalidBlock::SlotNotAfterParent { parent: 1, got: 1 }),
+        ),
+        (
+            "seal slot before the parent's",
+            |b| b.seal.slot = 0,
+            |e| matches!(e, InvalidBlock::SlotNotAfterParent { parent: 1, got: 0 }),
+        ),
         (
             "gas used",
             |b| b.header.gas_used += 1,
@@ -294,4 +305,20 @@ fn restart_continues_from_the_last_block_with_identical_state() {
     // And it keeps producing on top.
     let next = reopened.produce_block(10).unwrap();
     assert_eq!(next.number, 4);
+}
+
+/// The builder refuses a slot that is not after the parent's (import would refuse the block);
+/// the first block needs a slot above the genesis' 0.
+#[test]
+fn the_builder_refuses_a_slot_not_after_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(config(dir.path(), true)).unwrap();
+    assert!(node.produce_block(0).is_err());
+    assert_eq!(node.produce_block(5).unwrap().number, 1);
+    for slot in [5, 4] {
+        let error = node.produce_block(slot).unwrap_err().to_string();
+        assert!(error.contains("slot"), "{error}");
+    }
+    assert_eq!(node.head_number(), 1);
+    assert_eq!(node.head().block.block().seal.slot, 5);
 }

@@ -229,6 +229,21 @@
 //! - The unbonding delay is a fixed number of epochs, not tied to when the churn limit lets a
 //!   leave complete: a validator whose exit is held back for longer than the delay gets its
 //!   deposit back while it still has stake (and could still be slashed, for nothing).
+//! - The node (`chaind`) keeps staking state twice: consensus's (the validator sets, stake
+//!   requests and staking-operation nonces, in its engine and in `consensus-checkpoint.json`)
+//!   and the escrow ledger in the EVM state (nonces, bonds, releases). A validator restarted
+//!   without `consensus-checkpoint.json` rebuilds consensus from the genesis validators
+//!   (moved to the finalized block's epoch) and replays only the blocks above its finalized
+//!   block, while the ledger keeps every nonce and bond. Validators that joined in the blocks
+//!   it did not replay are then unknown to consensus, and every validator whose operations
+//!   were not replayed has a consensus nonce behind its ledger nonce: no operation of theirs
+//!   satisfies both, so they cannot change their stake or leave, and their deposits stay in
+//!   the escrow, for good. This is not supported: keep the checkpoint file (it is rewritten at
+//!   every finalization; back it up with the data directory).
+//! - Genesis stakes are granted by the genesis, not escrowed: a genesis validator's committed
+//!   stake in the ledger is zero, so its `SetStake` pays the whole new stake into the escrow,
+//!   even when the new stake is lower than its genesis stake (lowering it costs ether), and
+//!   its `Leave` pays nothing back.
 
 /// Protocol parameters, genesis and trusted checkpoints.
 pub mod config;

@@ -127,6 +127,29 @@ pub fn signed_proposal(block: &SealedBlock, chain_id: u64) -> anyhow::Result<Sig
     })
 }
 
+/// The operations of `offered` that consensus looked at and refused, given what
+/// [`ConsensusEngine::includable_staking_ops`] accepted out of them (in their order, stopping
+/// once it has `limit`): all the others when it accepted fewer than `limit`, otherwise the
+/// others before the last accepted one (those after it were not looked at).
+fn refused_by_consensus<'a>(
+    offered: &'a [SignedStakingOp],
+    accepted: &'a [SignedStakingOp],
+    limit: usize,
+) -> impl Iterator<Item = SignedStakingOp> + 'a {
+    let looked_at = if accepted.len() < limit {
+        offered.len()
+    } else {
+        accepted
+            .last()
+            .and_then(|last| offered.iter().position(|op| op == last))
+            .map_or(0, |position| position + 1)
+    };
+    offered[..looked_at]
+        .iter()
+        .filter(move |op| !accepted.contains(op))
+        .copied()
+}
+
 /// Consensus weighs stake as a `u64`: the genesis stake in gwei (saturating), at least 1.
 fn consensus_stake(wei: U256) -> u64 {
     let gwei = wei / U256::from(1_000_000_000u64);
@@ -598,15 +621,32 @@ impl BlockProducer {
         let timestamp = (now_ms() / 1000).max(parent.timestamp);
         let reveal = Bytes::copy_from_slice(randao_reveal.as_slice());
         // The operations consensus accepts, then those of them the staking rule accepts (it
-        // needs the state after the transactions); dropping one can make a later one
-        // unacceptable to consensus (its nonce), so repeat until both agree. Each round drops
-        // at least one operation.
+        // needs the state after the transactions); repeat until both agree (the pool holds one
+        // operation per validator and neither judges one by another's, so the second round
+        // agrees; each round drops at least one operation anyway). The ones refused on the way
+        // leave the pool (below): they carry the next nonce, so they were refused on their own
+        // account and would otherwise be offered to every block; the validator can send
+        // another.
+        let pooled = inner.staking_pool.candidates();
+        let consensus_limit = self.engine.config().max_staking_ops_per_block;
+        let rule_limit = inner.spec.staking.max_staking_ops_per_block;
         let mut staking_ops = self.engine.includable_staking_ops(
             head.block.hash(),
             slot,
             &evidence,
-            inner.staking_pool.candidates(),
+            pooled.iter().copied(),
         );
+        // The engine answers nothing, for every operation, when it does not know the parent or
+        // the evidence does not apply: that is not the operations' fault.
+        let judged = self.engine.knows_block(head.block.hash())
+            && (evidence.is_empty() || !staking_ops.is_empty());
+        let mut refused: Vec<(SignedStakingOp, &str)> = if judged {
+            refused_by_consensus(&pooled, &staking_ops, consensus_limit)
+                .map(|op| (op, "refused by consensus"))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let executed = loop {
             // Without operations there is no second round: no need to keep the candidates.
             let txs = if staking_ops.is_empty() {
@@ -630,16 +670,37 @@ impl BlockProducer {
             if executed.staking_ops == staking_ops {
                 break executed;
             }
+            // The rule weighs the first `rule_limit` offered operations.
+            refused.extend(
+                staking_ops
+                    .iter()
+                    .take(rule_limit)
+                    .filter(|op| !executed.staking_ops.contains(op))
+                    .map(|op| (*op, "refused by the staking rule")),
+            );
             staking_ops = self.engine.includable_staking_ops(
                 head.block.hash(),
                 slot,
                 &evidence,
                 executed.staking_ops.iter().copied(),
             );
+            // (Here the engine accepted operations in the first round: it knows the parent
+            // and the evidence applies, so what it refuses now it refuses for the operation.)
+            refused.extend(
+                refused_by_consensus(&executed.staking_ops, &staking_ops, consensus_limit)
+                    .map(|op| (op, "refused by consensus")),
+            );
             if staking_ops == executed.staking_ops {
                 break executed;
             }
         };
+        if !refused.is_empty() {
+            // Judged on the parent's state, where their nonce must be the next one: otherwise
+            // they are stale, and the next head's prune drops them.
+            inner
+                .staking_pool
+                .drop_refused(&refused, &inner.chain.db().reader());
+        }
         for (hash, reason) in &executed.skipped {
             tracing::debug!(%hash, %reason, "left a pool transaction out of the block");
         }

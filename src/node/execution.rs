@@ -52,6 +52,10 @@ pub struct ExecutedBlock {
     /// The staking operations the block carries (when building: the candidates the staking
     /// rule accepted, which the block's consensus payload must carry).
     pub staking_ops: Vec<SignedStakingOp>,
+    /// The accounts the staking rule wrote (validators debited or paid back, the rewarded
+    /// proposer, the escrow): with the transactions' senders, the accounts the transaction pool
+    /// re-checks after the block.
+    pub staking_touched: Vec<Address>,
     /// How long execution took, in microseconds.
     pub execution_us: u64,
     /// Block-STM's statistics, when the block ran in parallel.
@@ -167,6 +171,15 @@ pub enum InvalidBlock {
     /// The proposer's signature does not verify.
     #[error("proposer signature invalid: {0}")]
     Seal(String),
+    /// The seal's slot is not after the parent's (slot 0 for a parent without a seal, the
+    /// genesis): the staking rule takes the block's epoch from it, which must not go back.
+    #[error("seal slot {got} is not after the parent's slot {parent}")]
+    SlotNotAfterParent {
+        /// The parent's.
+        parent: u64,
+        /// The block's.
+        got: u64,
+    },
     /// The seal's consensus payload does not decode.
     #[error("consensus payload: {0}")]
     ConsensusPayload(String),
@@ -241,6 +254,25 @@ fn receipt_of(outcome: &chain_executor::TxReceipt) -> StoredReceipt {
     }
 }
 
+/// Checks that `slot` (a child's seal slot) is after `parent`'s seal slot (0 for the genesis,
+/// whose seal is empty). Slots, hence epochs, only go up along a chain, which the staking
+/// rule's release queue relies on ([`crate::node::staking`]).
+///
+/// The slot is not checked against the timestamp: the producer takes the timestamp from its
+/// clock when it builds (at or after the slot's start, and never before the parent's), not from
+/// the slot, and the chain spec does not know the genesis time; so the two are not derivable
+/// from each other exactly.
+pub fn check_slot(parent: &IndexedBlock, slot: u64) -> Result<(), InvalidBlock> {
+    let parent_slot = parent.block.block().seal.slot;
+    if slot <= parent_slot {
+        return Err(InvalidBlock::SlotNotAfterParent {
+            parent: parent_slot,
+            got: slot,
+        });
+    }
+    Ok(())
+}
+
 /// The randomness (`mixHash`, the EVM's `prevrandao`) of the block after `parent` whose
 /// proposer revealed `reveal`: a hash of the parent's randomness and the reveal.
 pub fn next_mix(parent: &Header, reveal: &[u8]) -> B256 {
@@ -287,6 +319,7 @@ pub fn build_block(
     evidence: &[Evidence],
     staking_ops: &[SignedStakingOp],
 ) -> anyhow::Result<ExecutedBlock> {
+    check_slot(parent, slot).map_err(|e| anyhow::anyhow!("cannot build this block: {e}"))?;
     let parent_header = parent.block.header();
     let env = child_env(
         spec,
@@ -396,6 +429,7 @@ pub fn build_block(
         diff,
         skipped,
         staking_ops: staking.included,
+        staking_touched: staking.touched,
         execution_us,
         parallel,
     })
@@ -492,6 +526,7 @@ pub fn validate_and_execute(
             got: header.transactions_root,
         });
     }
+    check_slot(head, block.seal.slot).map_err(ValidationFailure::Invalid)?;
     let hash = header.hash_slow();
     verify_seal(&block, hash).map_err(ValidationFailure::Invalid)?;
     // Blocks built outside the consensus engine carry no payload: no evidence, no operations.
@@ -569,11 +604,12 @@ pub fn validate_and_execute(
     let (evidence, staking_ops) = payload
         .map(|payload| (payload.evidence, payload.staking_ops))
         .unwrap_or_default();
-    apply_staking_rule(
+    let staking = apply_staking_rule(
         &db.reader(),
         &mut diff,
         &StakingInput {
             chain_id: spec.chain_id,
+            // The slot was checked against the parent's above.
             epoch: spec.staking.epoch_of(block.seal.slot),
             proposer: block.seal.proposer,
             evidence: &evidence,
@@ -606,6 +642,7 @@ pub fn validate_and_execute(
         diff,
         skipped: Vec::new(),
         staking_ops,
+        staking_touched: staking.touched,
         execution_us,
         parallel,
     })

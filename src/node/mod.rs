@@ -24,11 +24,12 @@
 //! # Staking
 //!
 //! Signed staking operations come in through RPC (`chaind_sendStakingOp`) into the node's
-//! [`staking::StakingOpPool`]; the block producer includes those the engine and the staking
-//! rule accept, and a committed block's operations leave the pool (there is no reorg path in
-//! this single-validator build to return them). The rule that moves deposits to and from the
-//! staking escrow runs inside block execution, for built and imported blocks alike: see
-//! [`staking`].
+//! [`staking::StakingOpPool`] (one per validator, with its next nonce, checked against the
+//! head's ledger and consensus state); the block producer includes those the engine and the
+//! staking rule accept and drops those they refuse, and a committed block's operations leave
+//! the pool (there is no reorg path in this single-validator build to return them). The rule
+//! that moves deposits to and from the staking escrow runs inside block execution, for built
+//! and imported blocks alike: see [`staking`].
 
 /// Blocks, receipts and indexes in the database.
 pub mod chain;
@@ -303,9 +304,12 @@ impl Node {
     }
 
     /// Checks a staking operation against the consensus state after the head, where the
-    /// producer has published one: an operation consensus would refuse there (a join of an
-    /// active validator, a stake change of someone who is not one) would wait in the pool for
-    /// good. Nonce, signature and deposit are the pool's checks.
+    /// producer has published one, as consensus checks an operation for the next block: the
+    /// validator's next nonce (consensus's, which agrees with the ledger's on a chain that went
+    /// through the engine), not slashed, a join only of a non-validator and a stake change or
+    /// leave only of a validator, the minimum stake, a RANDAO anchor not too far ahead. Only
+    /// what could go into the next block is pooled (see [`staking::StakingOpPool`]). Signature
+    /// and chain id are checked by the pool; so are the ledger's nonce and the deposit.
     fn check_against_consensus(&self, op: &chain_consensus::SignedStakingOp) -> Result<(), String> {
         let view = self.inner.consensus_view.read();
         let Some((_, state)) = view.as_ref() else {
@@ -315,9 +319,12 @@ impl Node {
         if state.is_slashed(validator) {
             return Err(format!("validator {validator} was slashed"));
         }
-        if op.op.nonce != state.op_nonce(validator) {
-            // A later nonce: consensus checks it once the ones before are in.
-            return Ok(());
+        let next = state.op_nonce(validator);
+        if op.op.nonce != next {
+            return Err(format!(
+                "nonce {}, the validator's next is {next}",
+                op.op.nonce
+            ));
         }
         use chain_consensus::StakingOpKind;
         let active = state.is_active(validator);
@@ -334,6 +341,19 @@ impl Node {
             let minimum = self.inner.consensus.min_stake;
             if stake < minimum {
                 return Err(format!("stake {stake} is below the minimum {minimum}"));
+            }
+        }
+        if let StakingOpKind::Join { randao_anchor, .. } = op.op.kind {
+            // Consensus takes anchors at most two epochs ahead of the including block's; the
+            // next block is in the current epoch or later.
+            let epoch = (self.inner.consensus)
+                .epoch_of(self.slot_at(now_ms()))
+                .max(state.epoch());
+            if randao_anchor.epoch > epoch.saturating_add(2) {
+                return Err(format!(
+                    "RANDAO anchor of epoch {} is too far ahead of epoch {epoch}",
+                    randao_anchor.epoch
+                ));
             }
         }
         Ok(())
@@ -440,13 +460,18 @@ impl Node {
             .store(now_ms(), Ordering::Relaxed);
         let header = executed.block.block.header();
         let head_state = inner.chain.db().reader();
-        pool::on_new_block(
-            &inner.pool,
-            &executed.block.senders,
-            &head_state,
-            next_base_fee(header),
-        );
-        // Included operations (and any others whose nonce the block used) leave the pool.
+        // The accounts whose nonce or balance the block changed: its transactions' senders,
+        // and those the staking rule debited, paid back or rewarded (their queued transactions
+        // may have become payable, or their pending ones unpayable).
+        let changed: Vec<Address> = executed
+            .block
+            .senders
+            .iter()
+            .chain(&executed.staking_touched)
+            .copied()
+            .collect();
+        pool::on_new_block(&inner.pool, &changed, &head_state, next_base_fee(header));
+        // Included operations, and any others the new head makes unincludable, leave the pool.
         inner.staking_pool.prune(&head_state);
         // No subscriber is fine: send fails only when nobody listens.
         let _ = inner.heads.send(HeadEvent {

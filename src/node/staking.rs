@@ -222,6 +222,9 @@ pub struct StakingOutcome {
     pub burned: U256,
     /// Wei paid to the proposer as reporter rewards.
     pub rewarded: U256,
+    /// The accounts whose record the rule wrote (validators debited or paid back, the
+    /// proposer rewarded, the escrow), in address order: the transaction pool re-checks them.
+    pub touched: Vec<Address>,
 }
 
 /// Applies the staking rule of the block described by `input` on top of `diff` (the block's
@@ -282,6 +285,7 @@ pub fn apply_staking_rule<R: StateReader>(
         .release_due(input.epoch, &mut outcome)
         .map_err(LedgerError::into_rule_failure)?;
     let writes = ledger.finish().map_err(LedgerError::into_rule_failure)?;
+    outcome.touched = writes.accounts.keys().copied().collect();
     writes.write_into(diff);
     Ok(outcome)
 }
@@ -385,15 +389,24 @@ impl<'a, R: StateReader> Ledger<'a, R> {
         self.write(slots::validator(validator, field), value);
     }
 
+    /// Credits `wei` to `address`. Nothing for 0 wei: the rule must not write an account it
+    /// does not change, which would create an empty one (EIP-161 forbids them).
     fn add_balance(&mut self, address: Address, wei: U256) -> Result<(), LedgerError> {
+        if wei.is_zero() {
+            return Ok(());
+        }
         let mut account = self.account(address)?;
         account.balance = account.balance.saturating_add(wei);
         self.accounts.insert(address, account);
         Ok(())
     }
 
-    /// Takes `wei` from `address`; `None` if its balance is short.
+    /// Takes `wei` from `address`; `None` if its balance is short. Nothing for 0 wei (see
+    /// [`Ledger::add_balance`]).
     fn take_balance(&mut self, address: Address, wei: U256) -> Result<Option<()>, LedgerError> {
+        if wei.is_zero() {
+            return Ok(Some(()));
+        }
         let mut account = self.account(address)?;
         let Some(balance) = account.balance.checked_sub(wei) else {
             return Ok(None);
@@ -529,10 +542,17 @@ impl<'a, R: StateReader> Ledger<'a, R> {
         Ok(())
     }
 
-    /// Pays back the releases due at `epoch`, oldest first. Queue entries are in release-epoch
-    /// order (each block queues at its epoch plus a constant, and epochs never go down along a
-    /// chain). An entry whose validator's release moved later (a second decrease, merged into
-    /// the first) is skipped: the later entry pays both.
+    /// Pays back the releases due at `epoch`, oldest first. An entry whose validator's release
+    /// moved later (a second decrease, merged into the first) is skipped: the later entry pays
+    /// both.
+    ///
+    /// Stopping at the first entry not yet due is sound because queue entries are in
+    /// release-epoch order: every entry is queued at its block's epoch plus the constant
+    /// [`UNBONDING_EPOCHS`] (saturating, which keeps the order), and a block's epoch is its
+    /// seal's slot over `epoch_slots`, where the slot is strictly greater than the parent's
+    /// (import refuses any other block, [`InvalidBlock::SlotNotAfterParent`], and the builder
+    /// refuses to build one). So epochs never go down along a chain, and neither do the queued
+    /// release epochs.
     fn release_due(&mut self, epoch: u64, outcome: &mut StakingOutcome) -> Result<(), LedgerError> {
         let mut head = self.read_u64(slots::queue_head())?;
         let tail = self.read_u64(slots::queue_tail())?;
@@ -604,12 +624,24 @@ impl LedgerWrites {
     }
 }
 
-/// Staking operations waiting for a block, one per (validator, nonce), served in that order.
-/// Operations are checked when they enter (signature, chain id, nonce not already used); the
-/// builder asks consensus and the rule which ones a block may carry.
+/// Staking operations waiting for a block: at most one per validator, carrying the validator's
+/// next nonce, served in validator order.
+///
+/// An operation enters only if it could go into the next block as far as the head's state
+/// tells: signature, chain id, the ledger's next nonce (not a later one: those could not be
+/// checked against the balance or consensus, and would sit in the pool for good), a validator
+/// not slashed, a join of a validator with nothing committed, and a balance that pays the
+/// deposit. The node also asks consensus before pooling ([`crate::node::Node`]'s
+/// `send_staking_op`). A new operation of a validator with one pooled, for the same nonce,
+/// replaces it, so a stuck operation can be replaced. The pool never holds more than
+/// [`MAX_POOLED_STAKING_OPS`] validators' operations.
+///
+/// Nothing stays for good: every new head drops what it made unincludable ([`Self::prune`]),
+/// and the block producer drops what consensus or the staking rule refuses although its nonce
+/// is the next one ([`Self::drop_refused`]).
 #[derive(Debug, Default)]
 pub struct StakingOpPool {
-    ops: parking_lot::Mutex<BTreeMap<(Address, u64), SignedStakingOp>>,
+    ops: parking_lot::Mutex<BTreeMap<Address, SignedStakingOp>>,
 }
 
 /// Why the pool refused a staking operation.
@@ -637,9 +669,26 @@ pub enum StakingOpRejection {
         /// The validator's next.
         next: u64,
     },
+    /// The nonce is ahead of the validator's next: operations are pooled one at a time, the
+    /// next once the one before is on the chain.
+    #[error("staking operation nonce too high: {got}, next is {next}")]
+    NonceTooHigh {
+        /// The operation's.
+        got: u64,
+        /// The validator's next.
+        next: u64,
+    },
     /// The validator was slashed and can never stake again.
     #[error("validator {0} was slashed")]
     Slashed(Address),
+    /// A join of a validator that has stake committed in the escrow.
+    #[error("validator {validator} already has {committed} units committed")]
+    AlreadyCommitted {
+        /// The validator.
+        validator: Address,
+        /// Its committed units.
+        committed: u64,
+    },
     /// The validator's account cannot pay the deposit (checked against the latest state; the
     /// block that includes the operation checks again).
     #[error("insufficient funds for the deposit: balance {balance} wei, deposit {deposit} wei")]
@@ -649,7 +698,7 @@ pub enum StakingOpRejection {
         /// What the operation would debit.
         deposit: U256,
     },
-    /// An operation with this validator and nonce is already pooled.
+    /// This very operation is already pooled.
     #[error("already known")]
     AlreadyKnown,
     /// The pool is full.
@@ -675,6 +724,50 @@ pub fn decode_staking_op(raw: &[u8]) -> Result<SignedStakingOp, StakingOpRejecti
     Ok(op)
 }
 
+/// Checks `op` against the ledger and the validator's account in `state`, as the rule would
+/// apply it on that state: next nonce, not slashed, a join only with nothing committed, the
+/// deposit affordable.
+fn check_on_state<R: StateReader>(
+    op: &SignedStakingOp,
+    state: &R,
+) -> Result<(), StakingOpRejection> {
+    let validator = op.op.validator;
+    let internal = |e: R::Error| StakingOpRejection::Internal(e.to_string());
+    let account = staking_account(state, validator).map_err(internal)?;
+    if account.slashed {
+        return Err(StakingOpRejection::Slashed(validator));
+    }
+    let (got, next) = (op.op.nonce, account.nonce);
+    if got < next {
+        return Err(StakingOpRejection::NonceTooLow { got, next });
+    }
+    if got > next {
+        return Err(StakingOpRejection::NonceTooHigh { got, next });
+    }
+    let committed = account.committed();
+    let requested = match op.op.kind {
+        StakingOpKind::Join { .. } if committed > 0 => {
+            return Err(StakingOpRejection::AlreadyCommitted {
+                validator,
+                committed,
+            });
+        }
+        StakingOpKind::Join { stake, .. } | StakingOpKind::SetStake { stake } => stake,
+        StakingOpKind::Leave => 0,
+    };
+    if requested > committed {
+        let deposit = units_to_wei(requested - committed);
+        let balance = state
+            .account(&validator)
+            .map_err(internal)?
+            .map_or(U256::ZERO, |a| a.balance);
+        if balance < deposit {
+            return Err(StakingOpRejection::InsufficientFunds { balance, deposit });
+        }
+    }
+    Ok(())
+}
+
 impl StakingOpPool {
     /// Decodes and checks an operation from outside against `state` (the head's) and pools
     /// it; returns its hash (keccak256 of its encoding).
@@ -688,7 +781,9 @@ impl StakingOpPool {
         self.add(decode_staking_op(raw)?, chain_id, state, cache)
     }
 
-    /// Checks `op` against `state` (the head's) and pools it; returns its hash.
+    /// Checks `op` against `state` (the head's) and pools it, replacing the validator's pooled
+    /// operation if there is one (with the same nonce: both carry the next one); returns its
+    /// hash.
     pub fn add<R: StateReader>(
         &self,
         op: SignedStakingOp,
@@ -704,45 +799,36 @@ impl StakingOpPool {
         }
         op.verify(cache)
             .map_err(|e| StakingOpRejection::BadSignature(e.to_string()))?;
+        check_on_state(&op, state)?;
         let validator = op.op.validator;
-        let internal = |e: R::Error| StakingOpRejection::Internal(e.to_string());
-        let account = staking_account(state, validator).map_err(internal)?;
-        if account.slashed {
-            return Err(StakingOpRejection::Slashed(validator));
-        }
-        if op.op.nonce < account.nonce {
-            return Err(StakingOpRejection::NonceTooLow {
-                got: op.op.nonce,
-                next: account.nonce,
-            });
-        }
-        let requested = match op.op.kind {
-            StakingOpKind::Join { stake, .. } | StakingOpKind::SetStake { stake } => stake,
-            StakingOpKind::Leave => 0,
-        };
-        if op.op.nonce == account.nonce && requested > account.committed() {
-            let deposit = units_to_wei(requested - account.committed());
-            let balance = state
-                .account(&validator)
-                .map_err(internal)?
-                .map_or(U256::ZERO, |a| a.balance);
-            if balance < deposit {
-                return Err(StakingOpRejection::InsufficientFunds { balance, deposit });
-            }
-        }
         let mut ops = self.ops.lock();
-        let key = (validator, op.op.nonce);
-        if ops.contains_key(&key) {
-            return Err(StakingOpRejection::AlreadyKnown);
+        match ops.get(&validator) {
+            Some(pooled) if *pooled == op => return Err(StakingOpRejection::AlreadyKnown),
+            // Checked against a newer head than `state` (a block landed meanwhile).
+            Some(pooled) if pooled.op.nonce > op.op.nonce => {
+                return Err(StakingOpRejection::NonceTooLow {
+                    got: op.op.nonce,
+                    next: pooled.op.nonce,
+                });
+            }
+            Some(pooled) => {
+                tracing::debug!(
+                    %validator,
+                    nonce = op.op.nonce,
+                    replaced = %staking_op_hash(pooled),
+                    "staking operation replaces the pooled one"
+                );
+            }
+            None if ops.len() >= MAX_POOLED_STAKING_OPS => {
+                return Err(StakingOpRejection::PoolFull);
+            }
+            None => {}
         }
-        if ops.len() >= MAX_POOLED_STAKING_OPS {
-            return Err(StakingOpRejection::PoolFull);
-        }
-        ops.insert(key, op);
+        ops.insert(validator, op);
         Ok(staking_op_hash(&op))
     }
 
-    /// The pooled operations, by validator and nonce.
+    /// The pooled operations, by validator.
     pub fn candidates(&self) -> Vec<SignedStakingOp> {
         self.ops.lock().values().copied().collect()
     }
@@ -757,23 +843,50 @@ impl StakingOpPool {
         self.ops.lock().is_empty()
     }
 
-    /// Drops the operations `state` (a new head's) has used up: included ones and any other
-    /// with their nonce, and those of slashed validators.
+    /// Drops the operations `state` (a new head's) makes unincludable: included ones and any
+    /// other whose nonce is no longer the validator's next, those of slashed validators, and
+    /// those whose deposit the account can no longer pay. Operations whose state cannot be
+    /// read stay.
     pub fn prune<R: StateReader>(&self, state: &R) {
-        let mut ops = self.ops.lock();
-        let validators: Vec<Address> = ops.keys().map(|(validator, _)| *validator).collect();
-        let mut seen = std::collections::BTreeSet::new();
-        for validator in validators {
-            if !seen.insert(validator) {
-                continue;
+        self.ops.lock().retain(|validator, op| {
+            match check_on_state(op, state) {
+                Ok(()) | Err(StakingOpRejection::Internal(_)) => true,
+                Err(reason) => {
+                    tracing::debug!(%validator, nonce = op.op.nonce, %reason, "staking operation leaves the pool");
+                    false
+                }
             }
+        });
+    }
+
+    /// Drops the `refused` operations (with why) that a block built on `state` (its parent's)
+    /// left out although each carried its validator's next nonce there: consensus or the
+    /// staking rule refused them on their own account (a join of an active validator, a deposit
+    /// the block's transactions left unpayable, ...), and they would be offered to every block
+    /// for nothing. An operation replaced meanwhile stays, and so do those whose nonce is not
+    /// the next one ([`Self::prune`] is for them). Returns how many left.
+    pub fn drop_refused<R: StateReader>(
+        &self,
+        refused: &[(SignedStakingOp, &str)],
+        state: &R,
+    ) -> usize {
+        let mut dropped = 0;
+        for (op, reason) in refused {
+            let validator = op.op.validator;
             let Ok(account) = staking_account(state, validator) else {
                 continue;
             };
-            ops.retain(|(v, nonce), _| {
-                *v != validator || (!account.slashed && *nonce >= account.nonce)
-            });
+            if op.op.nonce != account.nonce {
+                continue;
+            }
+            let mut ops = self.ops.lock();
+            if ops.get(&validator) == Some(op) {
+                ops.remove(&validator);
+                dropped += 1;
+                tracing::debug!(%validator, nonce = op.op.nonce, %reason, "staking operation not includable: dropped from the pool");
+            }
         }
+        dropped
     }
 }
 
@@ -1186,18 +1299,234 @@ mod tests {
             pool.add(join(&alice, 0, 1), CHAIN + 1, &state, &cache),
             Err(StakingOpRejection::WrongChain { .. })
         ));
-        assert!(
-            matches!(
-                pool.add(join(&alice, 1, 5_000_000_000), CHAIN, &state, &cache),
-                Ok(_)
-            ),
-            "a later nonce is checked against the balance when it becomes next"
-        );
         let other = key(7);
         assert!(matches!(
             pool.add(join(&other, 0, 1), CHAIN, &state, &cache),
             Err(StakingOpRejection::InsufficientFunds { .. })
         ));
-        assert_eq!(pool.candidates().len(), 2);
+        assert_eq!(pool.candidates(), vec![good]);
+    }
+
+    /// Only an operation with the validator's next nonce enters, and only if the account pays
+    /// its deposit: a later nonce (which nothing could check against the balance or consensus)
+    /// is refused, however cheap or expensive.
+    #[test]
+    fn the_pool_admits_only_the_next_nonce() {
+        let alice = key(20);
+        let state = funded(&[(alice.address(), eth(2))]);
+        let pool = StakingOpPool::default();
+        let cache = SignatureCache::default();
+        for op in [
+            join(&alice, 1, 1),
+            join(&alice, 7, 5_000_000_000),
+            op(&alice, 1, StakingOpKind::Leave),
+        ] {
+            assert_eq!(
+                pool.add(op, CHAIN, &state, &cache),
+                Err(StakingOpRejection::NonceTooHigh {
+                    got: op.op.nonce,
+                    next: 0
+                })
+            );
+        }
+        assert!(matches!(
+            pool.add(join(&alice, 0, 5_000_000_000), CHAIN, &state, &cache),
+            Err(StakingOpRejection::InsufficientFunds { .. })
+        ));
+        assert!(pool.is_empty());
+
+        // Once the ledger has a join, a second join is not includable either.
+        let mut state = state;
+        block(
+            &mut state,
+            0,
+            alice.address(),
+            &[],
+            &[join(&alice, 0, 1)],
+            false,
+        )
+        .unwrap_or_else(|_| panic!("join applies"));
+        assert!(matches!(
+            pool.add(join(&alice, 0, 1), CHAIN, &state, &cache),
+            Err(StakingOpRejection::NonceTooLow { got: 0, next: 1 })
+        ));
+        assert!(matches!(
+            pool.add(join(&alice, 1, 1), CHAIN, &state, &cache),
+            Err(StakingOpRejection::AlreadyCommitted { committed: 1, .. })
+        ));
+        assert!(
+            pool.add(op(&alice, 1, StakingOpKind::Leave), CHAIN, &state, &cache)
+                .is_ok()
+        );
+    }
+
+    /// A new operation of a validator with one pooled replaces it (a stuck operation is not
+    /// there for good); the very same operation is "already known". A full pool still takes
+    /// replacements, and refuses only validators it has no operation of.
+    #[test]
+    fn a_new_operation_replaces_the_pooled_one() {
+        let alice = key(21);
+        let state = funded(&[(alice.address(), eth(10))]);
+        let pool = StakingOpPool::default();
+        let cache = SignatureCache::default();
+        let first = join(&alice, 0, 1_000_000_000);
+        let second = join(&alice, 0, 2_000_000_000);
+        assert_eq!(
+            pool.add(first, CHAIN, &state, &cache),
+            Ok(staking_op_hash(&first))
+        );
+        assert_eq!(
+            pool.add(first, CHAIN, &state, &cache),
+            Err(StakingOpRejection::AlreadyKnown)
+        );
+        assert_eq!(
+            pool.add(second, CHAIN, &state, &cache),
+            Ok(staking_op_hash(&second))
+        );
+        assert_eq!(pool.candidates(), vec![second]);
+
+        // Fill the pool with other validators.
+        let keys: Vec<ValidatorKey> = (0..MAX_POOLED_STAKING_OPS as u16)
+            .map(|i| {
+                let mut secret = [0x33; 32];
+                secret[..2].copy_from_slice(&i.to_be_bytes());
+                ValidatorKey::from_secret_bytes(secret, 1).unwrap()
+            })
+            .collect();
+        let mut state = state;
+        for k in &keys {
+            state.insert_account(
+                k.address(),
+                Account {
+                    balance: eth(1),
+                    ..Account::default()
+                },
+            );
+        }
+        let mut admitted = 1;
+        let mut refused = 0;
+        for k in &keys {
+            match pool.add(join(k, 0, 1), CHAIN, &state, &cache) {
+                Ok(_) => admitted += 1,
+                Err(StakingOpRejection::PoolFull) => refused += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(admitted, MAX_POOLED_STAKING_OPS);
+        assert_eq!(refused, 1);
+        assert_eq!(pool.len(), MAX_POOLED_STAKING_OPS);
+        let third = op(&alice, 0, StakingOpKind::SetStake { stake: 3 });
+        assert_eq!(
+            pool.add(third, CHAIN, &state, &cache),
+            Ok(staking_op_hash(&third)),
+            "a replacement needs no room"
+        );
+        assert_eq!(pool.len(), MAX_POOLED_STAKING_OPS);
+    }
+
+    /// A new head drops what it makes unincludable: a used nonce, a deposit the account no
+    /// longer pays, a slashed validator.
+    #[test]
+    fn prune_drops_what_the_head_makes_unincludable() {
+        let (alice, bob, carol) = (key(22), key(23), key(24));
+        let mut state = funded(&[
+            (alice.address(), eth(10)),
+            (bob.address(), eth(10)),
+            (carol.address(), eth(10)),
+        ]);
+        let pool = StakingOpPool::default();
+        let cache = SignatureCache::default();
+        let ops = [
+            join(&alice, 0, 1_000_000_000),
+            join(&bob, 0, 5_000_000_000),
+            join(&carol, 0, 1_000_000_000),
+        ];
+        for op in ops {
+            pool.add(op, CHAIN, &state, &cache).unwrap();
+        }
+        // Alice's join is included; Bob spends his ether.
+        block(&mut state, 0, carol.address(), &[], &[ops[0]], false)
+            .unwrap_or_else(|_| panic!("join applies"));
+        state.insert_account(
+            bob.address(),
+            Account {
+                balance: eth(1),
+                ..Account::default()
+            },
+        );
+        pool.prune(&state);
+        assert_eq!(pool.candidates(), vec![ops[2]]);
+    }
+
+    /// The builder's refusals leave the pool only for the operation that was refused and only
+    /// with the validator's next nonce: a replacement pooled meanwhile stays.
+    #[test]
+    fn drop_refused_removes_only_the_refused_operation() {
+        let (alice, bob) = (key(25), key(26));
+        let state = funded(&[(alice.address(), eth(10)), (bob.address(), eth(10))]);
+        let pool = StakingOpPool::default();
+        let cache = SignatureCache::default();
+        let refused_alice = join(&alice, 0, 1);
+        let refused_bob = join(&bob, 0, 1);
+        pool.add(refused_alice, CHAIN, &state, &cache).unwrap();
+        pool.add(refused_bob, CHAIN, &state, &cache).unwrap();
+        let replacement = join(&bob, 0, 2);
+        pool.add(replacement, CHAIN, &state, &cache).unwrap();
+        let dropped = pool.drop_refused(
+            &[
+                (refused_alice, "refused by consensus"),
+                (refused_bob, "refused by consensus"),
+                (join(&alice, 5, 1), "refused by consensus"),
+            ],
+            &state,
+        );
+        assert_eq!(dropped, 1);
+        assert_eq!(pool.candidates(), vec![replacement]);
+    }
+
+    /// Evidence against an offender with nothing bonded burns and rewards nothing: the rule
+    /// writes no account for the proposer (an empty account must not be created, EIP-161).
+    #[test]
+    fn a_zero_reward_creates_no_account() {
+        let offender = key(27);
+        let proposer = Address::repeat_byte(0xcc);
+        let mut state = funded(&[]);
+        let evidence = Evidence::double_vote(vote(&offender, 2), vote(&offender, 3));
+        let outcome = block(&mut state, 1, proposer, &[evidence], &[], false)
+            .unwrap_or_else(|_| panic!("evidence applies"));
+        assert_eq!(outcome.rewarded, U256::ZERO);
+        assert_eq!(state.account(&proposer).unwrap(), None);
+        assert!(!outcome.touched.contains(&proposer));
+        assert!(staking_account(&state, offender.address()).unwrap().slashed);
+    }
+
+    /// The rule reports the accounts it wrote, for the transaction pool to re-check.
+    #[test]
+    fn the_outcome_names_the_accounts_the_rule_changed() {
+        let (alice, offender) = (key(28), key(29));
+        let proposer = Address::repeat_byte(0xdd);
+        let mut state = funded(&[(alice.address(), eth(10)), (offender.address(), eth(10))]);
+        block(
+            &mut state,
+            0,
+            proposer,
+            &[],
+            &[join(&offender, 0, 2_000_000_000)],
+            false,
+        )
+        .unwrap_or_else(|_| panic!("join applies"));
+        let evidence = Evidence::double_vote(vote(&offender, 2), vote(&offender, 3));
+        let outcome = block(
+            &mut state,
+            1,
+            proposer,
+            &[evidence],
+            &[join(&alice, 0, 1_000_000_000)],
+            false,
+        )
+        .unwrap_or_else(|_| panic!("block applies"));
+        let mut expected = vec![alice.address(), proposer, STAKING_ESCROW];
+        expected.sort();
+        assert_eq!(outcome.touched, expected);
     }
 }
