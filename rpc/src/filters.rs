@@ -19,9 +19,27 @@ use std::{
 };
 use tokio::sync::broadcast::error::RecvError;
 
-/// A fresh geth-style identifier: "0x" and 32 hex digits.
+/// A fresh geth-style identifier: "0x" and up to 32 hex digits without leading zeros, as geth
+/// makes them. Clients that hold ids as numbers (alloy's `U256`) send them back that way, so a
+/// zero-padded id would not be found again.
 pub(crate) fn new_id() -> String {
-    format!("0x{:032x}", rand::random::<u128>())
+    loop {
+        let id = rand::random::<u128>();
+        if id != 0 {
+            return format!("0x{id:x}");
+        }
+    }
+}
+
+/// `id` as [`new_id`] writes it: lowercase, without leading zeros after "0x" (clients may pad
+/// or uppercase a quantity they send back).
+fn canonical_id(id: &str) -> String {
+    let digits = id
+        .strip_prefix("0x")
+        .or_else(|| id.strip_prefix("0X"))
+        .unwrap_or(id)
+        .trim_start_matches('0');
+    format!("0x{}", digits.to_ascii_lowercase())
 }
 
 enum Collected {
@@ -149,13 +167,15 @@ impl FilterManager {
 
     /// `eth_uninstallFilter`.
     pub(crate) fn uninstall(&self, id: &str) -> bool {
-        self.filters.lock().remove(id).is_some()
+        self.filters.lock().remove(&canonical_id(id)).is_some()
     }
 
     /// `eth_getFilterChanges`: what the filter collected since the last poll.
     pub(crate) fn changes(&self, id: &str) -> CallResult<FilterChanges> {
         let mut filters = self.filters.lock();
-        let filter = filters.get_mut(id).ok_or_else(filter_not_found)?;
+        let filter = filters
+            .get_mut(&canonical_id(id))
+            .ok_or_else(filter_not_found)?;
         filter.last_poll = Instant::now();
         Ok(match &mut filter.collected {
             Collected::Blocks(h) | Collected::PendingTransactions(h) => {
@@ -168,7 +188,9 @@ impl FilterManager {
     /// The criteria of a log filter (`eth_getFilterLogs`); polling it keeps it alive.
     pub(crate) fn log_criteria(&self, id: &str) -> CallResult<FilterCriteria> {
         let mut filters = self.filters.lock();
-        let filter = filters.get_mut(id).ok_or_else(filter_not_found)?;
+        let filter = filters
+            .get_mut(&canonical_id(id))
+            .ok_or_else(filter_not_found)?;
         filter.last_poll = Instant::now();
         match &filter.collected {
             Collected::Logs { criteria, .. } => Ok(criteria.clone()),

@@ -34,7 +34,7 @@ use std::{
 };
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
-/// Subscription ids in geth's format ("0x" and 32 hex digits).
+/// Subscription ids in geth's format ("0x" and hex digits without leading zeros).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HexIdProvider;
 
