@@ -218,11 +218,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Dev(args) => commands::dev(args).map(|()| ExitCode::SUCCESS),
+        Command::Dev(args) => commands::dev(&args).map(|()| ExitCode::SUCCESS),
         Command::Init { genesis, datadir } => {
             commands::init(&genesis, datadir).map(|()| ExitCode::SUCCESS)
         }
-        Command::Node(args) => commands::node(args).map(|()| ExitCode::SUCCESS),
+        Command::Node(args) => commands::node(&args).map(|()| ExitCode::SUCCESS),
         Command::Statetest { paths, verbose } => {
             let mut reports = Vec::new();
             for path in &paths {
@@ -413,7 +413,7 @@ mod commands {
         )
     }
 
-    pub(super) fn dev(args: DevArgs) -> anyhow::Result<()> {
+    pub(super) fn dev(args: &DevArgs) -> anyhow::Result<()> {
         let file = FileConfig::default();
         let block_time_ms = chain_primitives::genesis::parse_duration_ms(&args.block_time)
             .map_err(|e| anyhow::anyhow!("--block-time: {e}"))?;
@@ -469,8 +469,8 @@ mod commands {
         );
         println!("Head: block {}\n", node.head_number());
         run(
-            node,
-            RunOptions {
+            &node,
+            &RunOptions {
                 rpc: chaind::node::rpc_config(&rpc),
                 metrics_addr: args.common.metrics_addr,
                 produce: true,
@@ -519,7 +519,7 @@ mod commands {
             })
     }
 
-    pub(super) fn node(args: NodeArgs) -> anyhow::Result<()> {
+    pub(super) fn node(args: &NodeArgs) -> anyhow::Result<()> {
         let file = match &args.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
@@ -593,8 +593,8 @@ mod commands {
             client_version: client_version(),
         })?;
         run(
-            node,
-            RunOptions {
+            &node,
+            &RunOptions {
                 rpc: chaind::node::rpc_config(&rpc),
                 metrics_addr: args.common.metrics_addr.or(file.metrics.addr),
                 produce,

@@ -25,8 +25,8 @@ pub struct RunOptions {
 
 /// Runs until a shutdown signal. Returns after the producer stopped and the database flushed.
 pub fn run(
-    node: Node,
-    options: RunOptions,
+    node: &Node,
+    options: &RunOptions,
     prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -49,13 +49,13 @@ pub fn submit(
     nonce: Option<u64>,
 ) -> anyhow::Result<Submitted> {
     let client = RpcClient::new(rpc_url)?;
-    let chain_id = parse_quantity(&client.call("eth_chainId", json!([]))?)
+    let chain_id = parse_quantity(&client.call("eth_chainId", &json!([]))?)
         .context("eth_chainId answered no quantity")?;
     let validator = signer.address();
     let nonce = match nonce {
         Some(nonce) => nonce,
         None => {
-            let account = client.call("chaind_stakingAccount", json!([validator, "latest"]))?;
+            let account = client.call("chaind_stakingAccount", &json!([validator, "latest"]))?;
             parse_quantity(&account["nonce"]).with_context(|| {
                 format!("the node keeps no staking ledger (chaind_stakingAccount: {account})")
             })?
@@ -67,7 +67,7 @@ pub fn submit(
         StakeAction::Join { stake } => {
             // Register the hash chain from the current epoch on: reveals for later epochs are
             // then cheap to check. Without a consensus view, from its start.
-            let validators = client.call("chaind_validators", json!([]))?;
+            let validators = client.call("chaind_validators", &json!([]))?;
             let epoch = parse_quantity(&validators["epoch"]).unwrap_or(0);
             let randao_anchor = key.randao_anchor(epoch).with_context(|| {
                 format!("the validator's RANDAO chain does not reach epoch {epoch}")
@@ -90,7 +90,7 @@ pub fn submit(
         &key,
     );
     let raw = format!("0x{}", hex::encode(alloy_rlp::encode(op)));
-    let answer = client.call("chaind_sendStakingOp", json!([raw]))?;
+    let answer = client.call("chaind_sendStakingOp", &json!([raw]))?;
     let hash = answer
         .as_str()
         .and_then(|text| text.parse::<B256>().ok())
@@ -133,7 +133,7 @@ impl RpcClient {
     }
 
     /// Calls `method`; a JSON-RPC error becomes an error with its code and message.
-    fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
+    fn call(&self, method: &str, params: &Value) -> anyhow::Result<Value> {
         let body =
             json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
         let address = (self.host.as_str(), self.port)

@@ -98,7 +98,8 @@ fn every_invalid_field_is_rejected_and_changes_nothing() {
     let root_before = follower.chain().db().latest().unwrap();
 
     type Tamper = fn(&mut Block);
-    let cases: Vec<(&str, Tamper, fn(&InvalidBlock) -> bool)> = vec![
+    type Expect = fn(&InvalidBlock) -> bool;
+    let cases: Vec<(&str, Tamper, Expect)> = vec![
         (
             "parent hash",
             |b| b.header.parent_hash = B256::repeat_byte(1),
@@ -251,7 +252,8 @@ fn fields_after_a_valid_seal_are_checked_by_execution() {
             Bytes::from(signer.sign_hash_sync(&hash).unwrap().as_bytes().to_vec());
         block
     };
-    let cases: Vec<(&str, fn(&mut Block), &str)> = vec![
+    type Tamper = fn(&mut Block);
+    let cases: Vec<(&str, Tamper, &str)> = vec![
         ("gas used", |b| b.header.gas_used += 1, "gasUsed"),
         (
             "state root",

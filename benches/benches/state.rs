@@ -135,7 +135,7 @@ fn leaves_after(diff: &StateDiff) -> Vec<(B256, Vec<u8>)> {
             (keccak256(address), alloy_rlp::encode(account))
         })
         .collect();
-    leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    leaves.sort_unstable_by_key(|a| a.0);
     leaves
 }
 

@@ -98,10 +98,10 @@ pub(crate) fn build_diff<S: StateReader>(
     updates.sort_unstable_by_key(|(address, _)| *address);
     let mut diff = StateDiff::default();
     for (_, update) in &updates {
-        if let Some(code_hash) = update.info.map(|i| i.code_hash) {
-            if let Some(code) = new_codes.get(&code_hash) {
-                diff.codes.insert(code_hash, code.clone());
-            }
+        if let Some(code_hash) = update.info.map(|i| i.code_hash)
+            && let Some(code) = new_codes.get(&code_hash)
+        {
+            diff.codes.insert(code_hash, code.clone());
         }
     }
     diff.accounts = updates.into_iter().collect();

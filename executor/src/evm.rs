@@ -165,7 +165,6 @@ pub(crate) fn info_from_account(account: Account, code: Option<Bytecode>) -> Acc
         } else {
             code
         },
-        ..AccountInfo::default()
     }
 }
 

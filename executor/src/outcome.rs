@@ -47,6 +47,9 @@ impl TxReceipt {
 }
 
 /// What became of one transaction of the block.
+// Nearly every outcome of a block is a receipt: boxing it would cost an allocation per
+// transaction to save space on the rare skipped ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxOutcome {
     /// Executed and included, with its receipt.

@@ -513,17 +513,16 @@ fn assemble<S: StateReader>(
         }
     }
     for (txn_idx, output) in outputs.iter().enumerate() {
-        if let Some(recipient) = output.deferred_recipient {
-            if created_at
+        if let Some(recipient) = output.deferred_recipient
+            && created_at
                 .get(&recipient)
                 .is_some_and(|&creator| creator < txn_idx)
-            {
-                return Ok(Err(format!(
-                    "transaction {txn_idx} paid {recipient} as a plain account, but transaction \
+        {
+            return Ok(Err(format!(
+                "transaction {txn_idx} paid {recipient} as a plain account, but transaction \
                      {} deployed code there first",
-                    created_at[&recipient]
-                )));
-            }
+                created_at[&recipient]
+            )));
         }
     }
 

@@ -147,10 +147,10 @@ impl ChainGenesis {
                 );
             }
         }
-        if let Some(fee) = self.eth.base_fee_per_gas {
-            if u64::try_from(fee).is_err() {
-                return fail("baseFeePerGas", "must fit in 64 bits");
-            }
+        if let Some(fee) = self.eth.base_fee_per_gas
+            && u64::try_from(fee).is_err()
+        {
+            return fail("baseFeePerGas", "must fit in 64 bits");
         }
         Ok(())
     }

@@ -69,8 +69,18 @@ pub trait TransactionTask: Sync {
         txn_idx: TxnIndex,
         incarnation: Incarnation,
         view: &mut TxnView<'_, Self::Key, Self::Value>,
-    ) -> Result<TaskOutput<Self::Key, Self::Value, Self::Output>, TaskError<Self::Error>>;
+    ) -> ExecutionResult<Self>;
 }
+
+/// What [`TransactionTask::execute`] of task `T` returns.
+pub type ExecutionResult<T> = Result<
+    TaskOutput<
+        <T as TransactionTask>::Key,
+        <T as TransactionTask>::Value,
+        <T as TransactionTask>::Output,
+    >,
+    TaskError<<T as TransactionTask>::Error>,
+>;
 
 /// What one incarnation sees: the multi-version memory below its transaction. Records every
 /// read for validation.
@@ -399,9 +409,6 @@ impl BlockStm {
 
 /// Folds a read that may have met deltas into one value: `base` is the value below the
 /// deltas (from [`MvRead::Deltas::base`] or the committed state).
-pub fn fold_deltas<V, B>(deltas: &[V], base: B, mut apply: impl FnMut(B, &V) -> B) -> B {
-    deltas
-        .iter()
-        .rev()
-        .fold(base, |acc, delta| apply(acc, delta))
+pub fn fold_deltas<V, B>(deltas: &[V], base: B, apply: impl FnMut(B, &V) -> B) -> B {
+    deltas.iter().rev().fold(base, apply)
 }

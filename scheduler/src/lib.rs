@@ -61,8 +61,8 @@ mod sync;
 pub mod types;
 
 pub use block_stm::{
-    BlockRun, BlockStm, ContentionLimit, TaskError, TaskOutput, TransactionTask, TxnView,
-    fold_deltas,
+    BlockRun, BlockStm, ContentionLimit, ExecutionResult, TaskError, TaskOutput, TransactionTask,
+    TxnView, fold_deltas,
 };
 pub use error::SchedulerError;
 pub use mvmemory::{MvMemory, MvRead, MvValue, ReadEntry, ReadOrigin, ReadSet};

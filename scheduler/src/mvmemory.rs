@@ -220,15 +220,21 @@ pub struct ReadEntry<K> {
 /// The recorded reads of one incarnation.
 pub type ReadSet<K> = Vec<ReadEntry<K>>;
 
+/// The shards of the memory, each behind its own lock, on its own cache line.
+type Shards<K, V> = Box<[CachePadded<RwLock<Shard<K, V>>>]>;
+
+/// The locations one incarnation wrote, with their hashes.
+type WrittenLocations<K> = Vec<(u64, K)>;
+
 /// Multi-version memory for one block, keyed by location `K`.
 #[derive(Debug)]
 pub struct MvMemory<K, V> {
-    shards: Box<[CachePadded<RwLock<Shard<K, V>>>]>,
+    shards: Shards<K, V>,
     hasher: foldhash::fast::FixedState,
     shard_mask: usize,
     /// Locations (with hashes) the latest incarnation of each transaction wrote. Not
     /// cache-padded, for the reason given on the scheduler's per-transaction arrays.
-    last_written_locations: Box<[Mutex<Vec<(u64, K)>>]>,
+    last_written_locations: Box<[Mutex<WrittenLocations<K>>]>,
     /// Reads of the latest incarnation of each transaction. A validator holds the lock while it
     /// checks; `record` replaces the set only after it released every shard lock, so the two
     /// never wait on each other in a cycle.
@@ -579,11 +585,7 @@ mod tests {
                 ..
             }
         ));
-        mv.record(
-            Version::new(3, 0),
-            vec![mv.read_entry(1, origin.clone())],
-            vec![],
-        );
+        mv.record(Version::new(3, 0), vec![mv.read_entry(1, origin)], vec![]);
         assert!(mv.validate_read_set(3));
         // A full write below the chain invalidates the reader.
         mv.record(Version::new(1, 0), vec![], vec![(1, Val::Full(100))]);

@@ -189,11 +189,11 @@ impl Scheduler {
         if aborted {
             self.set_ready_status(txn_idx);
             self.decrease_validation_idx(txn_idx + 1);
-            if self.execution_idx.load(Ordering::SeqCst) > txn_idx {
-                if let Some(version) = self.try_incarnate(txn_idx) {
-                    // The validation task's slot in num_active_tasks passes to this execution.
-                    return Some(Task::Execution(version));
-                }
+            if self.execution_idx.load(Ordering::SeqCst) > txn_idx
+                && let Some(version) = self.try_incarnate(txn_idx)
+            {
+                // The validation task's slot in num_active_tasks passes to this execution.
+                return Some(Task::Execution(version));
             }
         }
         self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);

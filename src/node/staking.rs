@@ -174,7 +174,7 @@ pub fn staking_account<R: StateReader>(
     let read = |field| {
         state
             .storage(&STAKING_ESCROW, &slots::validator(validator, field))
-            .map(|value| saturating_u64(value))
+            .map(saturating_u64)
     };
     Ok(StakingAccount {
         nonce: read(slots::NONCE)?,

@@ -74,7 +74,7 @@ fn run_txn(
             Op::Write(key) => write(&mut local, key, Val::Full(mix(acc, u64::from(key)))),
             Op::Add(key, n) => write(&mut local, key, Val::Add(n)),
             Op::Branch(a, b) => {
-                let key = if acc % 2 == 0 { a } else { b };
+                let key = if acc.is_multiple_of(2) { a } else { b };
                 write(&mut local, key, Val::Full(mix(acc, 99)));
             }
         }
