@@ -4,7 +4,9 @@
 //! `perf record -p <pid>` after the "loaded" line to profile the commits alone.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target cargo run --profile bench -p chain-benches --example
-//! state_commit_profile [commits]` (`WRITE_BUFFER_MB=<n>` overrides the memtable size).
+//! state_commit_profile [commits]` (`WRITE_BUFFER_MB=<n>` overrides the memtable size;
+//! `RUST_LOG=chain_state=debug` prints each commit's phases: reads, storage tries, account
+//! trie, staging, write).
 use alloy_primitives::{Address, U256, keccak256};
 use chain_primitives::{Account, AccountUpdate, StateDiff};
 use chain_state::{StateConfig, StateDb};
@@ -37,6 +39,10 @@ fn cpu_ms() -> f64 {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let dir = tempfile::tempdir().unwrap();
     let mut config = StateConfig::default();
     if let Ok(mb) = std::env::var("WRITE_BUFFER_MB") {

@@ -19,6 +19,7 @@ use chain_primitives::{Account, StateDiff};
 use rayon::prelude::*;
 use rocksdb::{ReadOptions, WriteBatch};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// A raw database entry.
 type KeyValue = (Vec<u8>, Vec<u8>);
@@ -113,6 +114,19 @@ pub(crate) struct CommitPlan {
     pub(crate) account_updates: Vec<NibbleUpdate>,
     /// The values before, of everything that changed.
     pub(crate) changeset: Changeset,
+    /// How long the plan's phases took.
+    pub(crate) timings: PlanTimings,
+}
+
+/// Wall time of a plan's phases, for the commit's debug log (where a commit's time goes).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PlanTimings {
+    /// Reading the old account records and slot values.
+    pub(crate) reads: std::time::Duration,
+    /// Updating and hashing the storage tries.
+    pub(crate) storage_tries: std::time::Duration,
+    /// Updating and hashing the account trie (staging the flat writes meanwhile).
+    pub(crate) account_trie: std::time::Duration,
 }
 
 impl CommitPlan {
@@ -255,6 +269,8 @@ impl Inner {
         resident: Option<Node>,
         staging: Staging,
     ) -> Result<CommitPlan, StateError> {
+        let started = Instant::now();
+        let mut timings = PlanTimings::default();
         let addresses: Vec<Address> = changes.iter().map(|c| c.address).collect();
         debug_assert!(
             addresses.windows(2).all(|w| w[0] < w[1]),
@@ -352,6 +368,8 @@ impl Inner {
                 .collect();
         }
 
+        timings.reads = started.elapsed();
+        let started = Instant::now();
         // Storage tries and account keys, in parallel across accounts.
         let storage_cf = self.cf(StateColumn::StorageTrie);
         let trie_results: Vec<Result<TrieWork, StateError>> = works
@@ -429,6 +447,7 @@ impl Inner {
             })
             .collect();
 
+        timings.storage_tries = started.elapsed();
         // Account records, the account trie's updates, flat writes and the changeset.
         let mut account_updates: Vec<NibbleUpdate> = Vec::new();
         for (work, result) in works.into_iter().zip(trie_results) {
@@ -487,6 +506,7 @@ impl Inner {
             &plan.storage_trie_ops,
             &plan.changeset,
         );
+        let started = Instant::now();
         let (computed, staged) = rayon::join(
             || -> Result<_, StateError> {
                 trie.apply(&account_updates)?;
@@ -509,6 +529,8 @@ impl Inner {
             },
         );
         let (root, changes, node) = computed?;
+        timings.account_trie = started.elapsed();
+        plan.timings = timings;
         if let Some((batch, filter)) = staged {
             plan.batch = Some(batch);
             plan.changeset_filter = filter;
@@ -727,6 +749,7 @@ impl StateDb {
     ) -> Result<B256, StateError> {
         let inner = &*self.inner;
         let _commit = inner.commit_lock.lock();
+        let started = Instant::now();
         let head = *inner.head.read();
         let expected = head.latest.map_or(0, |(latest, _)| latest + 1);
         if number != expected {
@@ -747,6 +770,7 @@ impl StateDb {
         };
         let resident = inner.take_resident(parent_root);
         let mut plan = inner.plan(changes_of(diff), parent_root, resident, staging)?;
+        let planned = Instant::now();
 
         let mut batch = plan.batch.take().unwrap_or_default();
         inner.stage_account_trie(&mut batch, &plan);
@@ -784,8 +808,27 @@ impl StateDb {
             first_changeset,
         };
         let (root, accounts, slots) = (plan.root, plan.accounts.len(), plan.storage.len());
+        let (entries, bytes) = (batch.len(), batch.size_in_bytes());
+        let timings = plan.timings;
+        let staged = planned.elapsed();
         inner.publish(batch, plan, new_head, history_update)?;
-        tracing::debug!(number, %root, accounts, slots, "committed block state");
+        let us = |d: std::time::Duration| d.as_micros() as u64;
+        tracing::debug!(
+            number,
+            %root,
+            accounts,
+            slots,
+            entries,
+            bytes,
+            reads_us = us(timings.reads),
+            storage_tries_us = us(timings.storage_tries),
+            account_trie_us = us(timings.account_trie),
+            staging_us = us(staged),
+            // The write, with the cache updates that run beside it.
+            write_us = us(planned.elapsed() - staged),
+            total_us = us(started.elapsed()),
+            "committed block state"
+        );
         Ok(root)
     }
 
