@@ -8,28 +8,13 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{Filter, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use chain_executor::workload;
-use std::process::{Child, Command, Stdio};
+#[path = "support/dev_node.rs"]
+mod dev_node;
+use dev_node::DevNode;
 use std::time::{Duration, Instant};
 
 /// The first key of the test mnemonic, funded by `chaind dev`.
 const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-struct NodeProcess(Child);
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn word(value: U256) -> Bytes {
     Bytes::from(value.to_be_bytes::<32>().to_vec())
@@ -38,28 +23,10 @@ fn word(value: U256) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alloy_provider_deploys_transfers_and_reads_events() {
     let datadir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let ws_port = free_port();
-    let _node = NodeProcess(
-        Command::new(env!("CARGO_BIN_EXE_chaind"))
-            .args([
-                "dev",
-                "--block-time",
-                "200ms",
-                "--http.port",
-                &port.to_string(),
-            ])
-            .args(["--ws.port", &ws_port.to_string()])
-            .arg("--datadir")
-            .arg(datadir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start chaind dev"),
-    );
+    let node = DevNode::start(datadir.path());
     let signer: PrivateKeySigner = DEV_KEY.parse().unwrap();
     let me = signer.address();
-    let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+    let url = node.url().parse().unwrap();
     let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(signer))
         .connect_http(url);

@@ -5,11 +5,8 @@
 
 mod common;
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_signer::SignerSync;
-use alloy_signer_local::PrivateKeySigner;
 use chain_consensus::{
     SignatureCache, SignedStakingOp, SlashingProtectionRecord, StakingOp, StakingOpKind,
     TrustedCheckpoint, ValidatorKey,
@@ -378,24 +375,6 @@ fn corrupt_consensus_files_stop_the_validator_from_starting() {
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 
-/// A signed transfer of `value` wei (21,000 gas at up to 10 gwei).
-fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value: U256) -> Bytes {
-    let tx = TxEip1559 {
-        chain_id: 31337,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 10_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(to),
-        value,
-        ..Default::default()
-    };
-    let signature = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
-    TxEnvelope::from(tx.into_signed(signature))
-        .encoded_2718()
-        .into()
-}
-
 fn balance_at(node: &Node, number: u64, address: Address) -> U256 {
     node.state_at(number)
         .unwrap()
@@ -451,7 +430,7 @@ fn a_join_is_included_debited_and_checked_on_import() {
     // balance: payable before the deposit, not after.
     let genesis_balance = balance_at(&node, 0, joiner.address());
     let queued = node
-        .send_raw_transaction(transfer(
+        .send_raw_transaction(common::transfer(
             &joiner_signer,
             1,
             Address::repeat_byte(0x77),
@@ -649,7 +628,7 @@ fn refused_staking_operations_leave_the_pool() {
     }
     drop(state);
     let spender_balance = balance_at(&node, 0, spender.address());
-    node.send_raw_transaction(transfer(
+    node.send_raw_transaction(common::transfer(
         &signers[3],
         0,
         Address::repeat_byte(0x78),

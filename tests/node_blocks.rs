@@ -2,11 +2,8 @@
 
 mod common;
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_signer::SignerSync;
-use alloy_signer_local::PrivateKeySigner;
 use chain_primitives::Block;
 use chain_rpc::ChainApi;
 use chaind::{
@@ -22,23 +19,6 @@ fn config(dir: &Path, validator: bool) -> NodeConfig {
     common::node_config(dir, validator, 1000, 1_700_000_000)
 }
 
-fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value: u64) -> Bytes {
-    let tx = TxEip1559 {
-        chain_id: 31337,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 10_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(to),
-        value: U256::from(value),
-        ..Default::default()
-    };
-    let signature = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
-    TxEnvelope::from(tx.into_signed(signature))
-        .encoded_2718()
-        .into()
-}
-
 /// A producer node with `blocks` blocks of a few transfers each, and its blocks.
 fn produce(dir: &Path, blocks: u64) -> (Node, Vec<Block>) {
     let node = Node::open(config(dir, true)).unwrap();
@@ -46,11 +26,11 @@ fn produce(dir: &Path, blocks: u64) -> (Node, Vec<Block>) {
     let mut produced = Vec::new();
     for b in 0..blocks {
         for (i, signer) in signers.iter().enumerate().skip(1).take(3) {
-            node.send_raw_transaction(transfer(
+            node.send_raw_transaction(common::transfer(
                 signer,
                 b,
                 Address::repeat_byte(0x40 + i as u8),
-                1_000 + b,
+                U256::from(1_000 + b),
             ))
             .expect("pool accepts");
         }

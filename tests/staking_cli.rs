@@ -7,29 +7,14 @@ use alloy_primitives::{Address, U256};
 use alloy_provider::{Provider, ProviderBuilder};
 use chaind::node::staking::{STAKING_ESCROW, WEI_PER_STAKE_UNIT};
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+#[path = "support/dev_node.rs"]
+mod dev_node;
+use dev_node::DevNode;
 use std::time::{Duration, Instant};
 
 /// The second key of the test mnemonic, funded with 10,000 ETH by `chaind dev`.
 const JOINER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 const JOINER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-
-struct NodeProcess(Child);
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn quantity(value: &Value) -> u64 {
     let text = value
@@ -52,13 +37,13 @@ fn members(view: &Value, field: &str) -> Vec<(Address, u64)> {
         .collect()
 }
 
-fn stake_cli(port: u16, key_file: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_chaind"))
+fn stake_cli(node: &DevNode, key_file: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_chaind"))
         .arg("stake")
         .args(args)
         .arg("--key-file")
         .arg(key_file)
-        .args(["--rpc", &format!("http://127.0.0.1:{port}")])
+        .args(["--rpc", &node.url()])
         .env("RUST_LOG", "warn")
         .output()
         .expect("run chaind stake")
@@ -67,26 +52,8 @@ fn stake_cli(port: u16, key_file: &std::path::Path, args: &[&str]) -> std::proce
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_validator_joins_through_the_cli() {
     let datadir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let ws_port = free_port();
-    let _node = NodeProcess(
-        Command::new(env!("CARGO_BIN_EXE_chaind"))
-            .args([
-                "dev",
-                "--block-time",
-                "200ms",
-                "--http.port",
-                &port.to_string(),
-            ])
-            .args(["--ws.port", &ws_port.to_string()])
-            .arg("--datadir")
-            .arg(datadir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start chaind dev"),
-    );
-    let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+    let node = DevNode::start(datadir.path());
+    let url = node.url().parse().unwrap();
     let provider = ProviderBuilder::new().connect_http(url);
     let started = Instant::now();
     loop {
@@ -134,7 +101,7 @@ async fn a_second_validator_joins_through_the_cli() {
     let key_file = datadir.path().join("joiner.key");
     std::fs::write(&key_file, JOINER_KEY).unwrap();
     let stake: u64 = 1_000_000_000; // 1 ETH
-    let output = stake_cli(port, &key_file, &["join", "--stake", &stake.to_string()]);
+    let output = stake_cli(&node, &key_file, &["join", "--stake", &stake.to_string()]);
     assert!(
         output.status.success(),
         "chaind stake join failed: {}",
@@ -169,7 +136,7 @@ async fn a_second_validator_joins_through_the_cli() {
     assert_eq!(ledger["slashed"], Value::Bool(false));
 
     // A second join of the same validator is refused (it is one now), with a clear message.
-    let again = stake_cli(port, &key_file, &["join", "--stake", "5"]);
+    let again = stake_cli(&node, &key_file, &["join", "--stake", "5"]);
     assert!(!again.status.success());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("already a validator"), "{stderr}");

@@ -385,6 +385,17 @@ impl<'a, R: StateReader> Ledger<'a, R> {
         self.read_u64(slots::validator(validator, field))
     }
 
+    /// `validator`'s ledger entry as the block has left it so far.
+    fn staking_account(&self, validator: Address) -> Result<StakingAccount, LedgerError> {
+        Ok(StakingAccount {
+            nonce: self.get(validator, slots::NONCE)?,
+            bonded: self.get(validator, slots::BONDED)?,
+            unbonding: self.get(validator, slots::UNBONDING)?,
+            release_epoch: self.get(validator, slots::RELEASE_EPOCH)?,
+            slashed: self.get(validator, slots::SLASHED)? != 0,
+        })
+    }
+
     fn set(&mut self, validator: Address, field: u8, value: u64) {
         self.write(slots::validator(validator, field), value);
     }
@@ -479,66 +490,33 @@ impl<'a, R: StateReader> Ledger<'a, R> {
         cache: &SignatureCache,
         outcome: &mut StakingOutcome,
     ) -> Result<(), LedgerError> {
-        let op = &signed.op;
-        let validator = op.validator;
-        if op.chain_id != input.chain_id {
-            return Err(LedgerError::Rule(format!(
-                "signed for chain {}, this is chain {}",
-                op.chain_id, input.chain_id
-            )));
-        }
-        signed
-            .verify(cache)
-            .map_err(|e| LedgerError::Rule(e.to_string()))?;
-        let nonce = self.get(validator, slots::NONCE)?;
-        if op.nonce != nonce {
-            return Err(LedgerError::Rule(format!(
-                "nonce {}, the validator's next is {nonce}",
-                op.nonce
-            )));
-        }
-        if self.get(validator, slots::SLASHED)? != 0 {
-            return Err(LedgerError::Rule(format!("{validator} was slashed")));
-        }
-        let bonded = self.get(validator, slots::BONDED)?;
-        let unbonding = self.get(validator, slots::UNBONDING)?;
-        let committed = bonded.saturating_sub(unbonding);
-        let target = match op.kind {
-            StakingOpKind::Join { stake, .. } => {
-                if committed > 0 {
-                    return Err(LedgerError::Rule(format!(
-                        "{validator} already has {committed} units committed"
+        let rule = |rejection: StakingOpRejection| LedgerError::Rule(rejection.to_string());
+        check_origin(signed, input.chain_id, cache).map_err(rule)?;
+        let validator = signed.op.validator;
+        let account = self.staking_account(validator)?;
+        let balance = self.account(validator)?.balance;
+        match check_on_ledger(signed, &account, balance).map_err(rule)? {
+            StakeChange::Deposit { units } => {
+                let wei = units_to_wei(units);
+                if self.take_balance(validator, wei)?.is_none() {
+                    return Err(LedgerError::Internal(format!(
+                        "{validator} could pay {wei} wei a moment ago"
                     )));
                 }
-                stake
+                self.add_balance(STAKING_ESCROW, wei)?;
+                let bonded = account.bonded.checked_add(units).ok_or_else(|| {
+                    LedgerError::Rule("the validator's bond would overflow".to_string())
+                })?;
+                self.set(validator, slots::BONDED, bonded);
+                outcome.deposited += wei;
             }
-            StakingOpKind::SetStake { stake } => stake,
-            StakingOpKind::Leave => 0,
-        };
-        if target > committed {
-            let units = target - committed;
-            let wei = units_to_wei(units);
-            if self.take_balance(validator, wei)?.is_none() {
-                let balance = self.account(validator)?.balance;
-                return Err(LedgerError::Rule(format!(
-                    "{validator} has {balance} wei, the deposit is {wei} wei"
-                )));
+            StakeChange::Release { units } => {
+                self.set(validator, slots::UNBONDING, account.unbonding + units);
+                self.queue_release(validator, input.epoch.saturating_add(UNBONDING_EPOCHS))?;
             }
-            self.add_balance(STAKING_ESCROW, wei)?;
-            let bonded = bonded.checked_add(units).ok_or_else(|| {
-                LedgerError::Rule("the validator's bond would overflow".to_string())
-            })?;
-            self.set(validator, slots::BONDED, bonded);
-            outcome.deposited += wei;
-        } else if target < committed {
-            self.set(
-                validator,
-                slots::UNBONDING,
-                unbonding + (committed - target),
-            );
-            self.queue_release(validator, input.epoch.saturating_add(UNBONDING_EPOCHS))?;
+            StakeChange::Unchanged => {}
         }
-        self.set(validator, slots::NONCE, nonce.saturating_add(1));
+        self.set(validator, slots::NONCE, account.nonce.saturating_add(1));
         Ok(())
     }
 
@@ -724,16 +702,43 @@ pub fn decode_staking_op(raw: &[u8]) -> Result<SignedStakingOp, StakingOpRejecti
     Ok(op)
 }
 
-/// Checks `op` against the ledger and the validator's account in `state`, as the rule would
-/// apply it on that state: next nonce, not slashed, a join only with nothing committed, the
-/// deposit affordable.
-fn check_on_state<R: StateReader>(
+/// What an operation that passed [`check_on_ledger`] does to its validator's stake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StakeChange {
+    /// The stake rises by `units`: that many units' worth of ether goes into the escrow.
+    Deposit { units: u64 },
+    /// The stake falls by `units`, paid back after the unbonding delay.
+    Release { units: u64 },
+    /// The stake stays (a `SetStake` to the committed stake).
+    Unchanged,
+}
+
+/// Whether `op` comes from its validator for this chain: the chain id and the signature.
+fn check_origin(
     op: &SignedStakingOp,
-    state: &R,
+    chain_id: u64,
+    cache: &SignatureCache,
 ) -> Result<(), StakingOpRejection> {
+    if op.op.chain_id != chain_id {
+        return Err(StakingOpRejection::WrongChain {
+            got: op.op.chain_id,
+            expected: chain_id,
+        });
+    }
+    op.verify(cache)
+        .map_err(|e| StakingOpRejection::BadSignature(e.to_string()))
+}
+
+/// The rule's checks of `op` against its validator's ledger entry `account` and account
+/// `balance`: the next nonce, not slashed, a join only with nothing committed, the deposit
+/// affordable. The rule applies operations with it, and the pool admits and keeps them with it,
+/// so that the two cannot disagree.
+fn check_on_ledger(
+    op: &SignedStakingOp,
+    account: &StakingAccount,
+    balance: U256,
+) -> Result<StakeChange, StakingOpRejection> {
     let validator = op.op.validator;
-    let internal = |e: R::Error| StakingOpRejection::Internal(e.to_string());
-    let account = staking_account(state, validator).map_err(internal)?;
     if account.slashed {
         return Err(StakingOpRejection::Slashed(validator));
     }
@@ -755,17 +760,34 @@ fn check_on_state<R: StateReader>(
         StakingOpKind::Join { stake, .. } | StakingOpKind::SetStake { stake } => stake,
         StakingOpKind::Leave => 0,
     };
-    if requested > committed {
-        let deposit = units_to_wei(requested - committed);
-        let balance = state
-            .account(&validator)
-            .map_err(internal)?
-            .map_or(U256::ZERO, |a| a.balance);
-        if balance < deposit {
-            return Err(StakingOpRejection::InsufficientFunds { balance, deposit });
+    Ok(match requested.cmp(&committed) {
+        std::cmp::Ordering::Greater => {
+            let units = requested - committed;
+            let deposit = units_to_wei(units);
+            if balance < deposit {
+                return Err(StakingOpRejection::InsufficientFunds { balance, deposit });
+            }
+            StakeChange::Deposit { units }
         }
-    }
-    Ok(())
+        std::cmp::Ordering::Less => StakeChange::Release {
+            units: committed - requested,
+        },
+        std::cmp::Ordering::Equal => StakeChange::Unchanged,
+    })
+}
+
+/// [`check_on_ledger`] of `op` on `state`.
+fn check_on_state<R: StateReader>(
+    op: &SignedStakingOp,
+    state: &R,
+) -> Result<StakeChange, StakingOpRejection> {
+    let internal = |e: R::Error| StakingOpRejection::Internal(e.to_string());
+    let account = staking_account(state, op.op.validator).map_err(internal)?;
+    let balance = state
+        .account(&op.op.validator)
+        .map_err(internal)?
+        .map_or(U256::ZERO, |a| a.balance);
+    check_on_ledger(op, &account, balance)
 }
 
 impl StakingOpPool {
@@ -791,14 +813,7 @@ impl StakingOpPool {
         state: &R,
         cache: &SignatureCache,
     ) -> Result<B256, StakingOpRejection> {
-        if op.op.chain_id != chain_id {
-            return Err(StakingOpRejection::WrongChain {
-                got: op.op.chain_id,
-                expected: chain_id,
-            });
-        }
-        op.verify(cache)
-            .map_err(|e| StakingOpRejection::BadSignature(e.to_string()))?;
+        check_origin(&op, chain_id, cache)?;
         check_on_state(&op, state)?;
         let validator = op.op.validator;
         let mut ops = self.ops.lock();
@@ -850,7 +865,7 @@ impl StakingOpPool {
     pub fn prune<R: StateReader>(&self, state: &R) {
         self.ops.lock().retain(|validator, op| {
             match check_on_state(op, state) {
-                Ok(()) | Err(StakingOpRejection::Internal(_)) => true,
+                Ok(_) | Err(StakingOpRejection::Internal(_)) => true,
                 Err(reason) => {
                     tracing::debug!(%validator, nonce = op.op.nonce, %reason, "staking operation leaves the pool");
                     false
@@ -981,6 +996,12 @@ mod tests {
         )?;
         state.apply(&diff);
         Ok(outcome)
+    }
+
+    /// Applies a block of epoch 0 in which `validator` joins with `stake` units.
+    fn joined(state: &mut InMemoryState, validator: &ValidatorKey, stake: u64, proposer: Address) {
+        block(state, 0, proposer, &[], &[join(validator, 0, stake)], false)
+            .unwrap_or_else(|_| panic!("the join applies"));
     }
 
     fn balance(state: &InMemoryState, address: Address) -> U256 {
@@ -1136,15 +1157,7 @@ mod tests {
         let offender = key(4);
         let proposer = Address::repeat_byte(0xbb);
         let mut state = funded(&[(offender.address(), eth(10))]);
-        block(
-            &mut state,
-            0,
-            proposer,
-            &[],
-            &[join(&offender, 0, 8_000_000_000)],
-            false,
-        )
-        .unwrap_or_else(|_| panic!("join applies"));
+        joined(&mut state, &offender, 8_000_000_000, proposer);
         let evidence = Evidence::double_vote(vote(&offender, 2), vote(&offender, 3));
         let outcome = block(&mut state, 1, proposer, &[evidence], &[], false)
             .unwrap_or_else(|_| panic!("evidence applies"));
@@ -1202,15 +1215,7 @@ mod tests {
         let alice = key(5);
         let proposer = Address::repeat_byte(0xaa);
         let mut state = funded(&[(alice.address(), eth(10))]);
-        block(
-            &mut state,
-            0,
-            proposer,
-            &[],
-            &[join(&alice, 0, 4_000_000_000)],
-            false,
-        )
-        .unwrap_or_else(|_| panic!("join"));
+        joined(&mut state, &alice, 4_000_000_000, proposer);
         block(
             &mut state,
             1,
@@ -1506,15 +1511,7 @@ mod tests {
         let (alice, offender) = (key(28), key(29));
         let proposer = Address::repeat_byte(0xdd);
         let mut state = funded(&[(alice.address(), eth(10)), (offender.address(), eth(10))]);
-        block(
-            &mut state,
-            0,
-            proposer,
-            &[],
-            &[join(&offender, 0, 2_000_000_000)],
-            false,
-        )
-        .unwrap_or_else(|_| panic!("join applies"));
+        joined(&mut state, &offender, 2_000_000_000, proposer);
         let evidence = Evidence::double_vote(vote(&offender, 2), vote(&offender, 3));
         let outcome = block(
             &mut state,

@@ -1,6 +1,11 @@
 //! What the in-process node tests share: a dev-chain node configuration in a temporary
-//! directory.
+//! directory, and signed transfers.
 
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, Bytes, TxKind, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
 use chain_executor::ExecutionMode;
 use chaind::{
     dev::{DevOptions, dev_genesis, dev_signers},
@@ -38,4 +43,22 @@ pub(crate) fn node_config(
         dev_accounts: Vec::new(),
         client_version: "test".into(),
     }
+}
+
+/// A signed EIP-1559 transfer of `value` wei on the dev chain (21,000 gas at up to 10 gwei).
+pub(crate) fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value: U256) -> Bytes {
+    let tx = TxEip1559 {
+        chain_id: 31337,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value,
+        ..Default::default()
+    };
+    let signature = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+    TxEnvelope::from(tx.into_signed(signature))
+        .encoded_2718()
+        .into()
 }
