@@ -970,6 +970,10 @@ mod tests {
         )
     }
 
+    fn set_stake(key: &ValidatorKey, nonce: u64, stake: u64) -> SignedStakingOp {
+        op(key, nonce, StakingOpKind::SetStake { stake })
+    }
+
     /// Runs the rule for one block on `state` and applies its diff.
     fn block(
         state: &mut InMemoryState,
@@ -1044,13 +1048,7 @@ mod tests {
             1,
             proposer,
             &[],
-            &[op(
-                &alice,
-                1,
-                StakingOpKind::SetStake {
-                    stake: 5_000_000_000,
-                },
-            )],
+            &[set_stake(&alice, 1, 5_000_000_000)],
             false,
         )
         .unwrap_or_else(|_| panic!("raise applies"));
@@ -1186,7 +1184,7 @@ mod tests {
                 1,
                 proposer,
                 &[],
-                &[op(&offender, 1, StakingOpKind::SetStake { stake: 9 })],
+                &[set_stake(&offender, 1, 9)],
                 false
             )
             .is_err(),
@@ -1221,13 +1219,7 @@ mod tests {
             1,
             proposer,
             &[],
-            &[op(
-                &alice,
-                1,
-                StakingOpKind::SetStake {
-                    stake: 3_000_000_000,
-                },
-            )],
+            &[set_stake(&alice, 1, 3_000_000_000)],
             false,
         )
         .unwrap_or_else(|_| panic!("decrease"));
@@ -1420,7 +1412,7 @@ mod tests {
         assert_eq!(admitted, MAX_POOLED_STAKING_OPS);
         assert_eq!(refused, 1);
         assert_eq!(pool.len(), MAX_POOLED_STAKING_OPS);
-        let third = op(&alice, 0, StakingOpKind::SetStake { stake: 3 });
+        let third = set_stake(&alice, 0, 3);
         assert_eq!(
             pool.add(third, CHAIN, &state, &cache),
             Ok(staking_op_hash(&third)),
