@@ -6,7 +6,6 @@
 mod common;
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy_signer::SignerSync;
 use chain_consensus::{
     SignatureCache, SignedStakingOp, SlashingProtectionRecord, StakingOp, StakingOpKind,
     TrustedCheckpoint, ValidatorKey,
@@ -521,13 +520,7 @@ fn a_join_is_included_debited_and_checked_on_import() {
     for number in 1..included {
         follower.import_block(block_of(number)).unwrap();
     }
-    let signer = dev_signers().unwrap()[0].clone();
-    let reseal = |mut block: Block| {
-        let hash = block.header.hash_slow();
-        block.seal.signature =
-            Bytes::from(signer.sign_hash_sync(&hash).unwrap().as_bytes().to_vec());
-        block
-    };
+    let proposer = dev_signers().unwrap()[0].clone();
     let with_payload = |block: &mut Block, edit: &dyn Fn(&mut SealPayload)| {
         let mut payload = SealPayload::decode_exact(&block.seal.payload).unwrap();
         edit(&mut payload);
@@ -555,7 +548,7 @@ fn a_join_is_included_debited_and_checked_on_import() {
         ("payload without the operation", drops_op, true),
         ("forged operation", forged, false),
     ] {
-        match follower.import_block(reseal(block)) {
+        match follower.import_block(common::reseal(block, &proposer)) {
             Err(ValidationFailure::Invalid(InvalidBlock::ExecutionMismatch { field, .. }))
                 if expect_root =>
             {

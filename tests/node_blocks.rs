@@ -3,7 +3,6 @@
 mod common;
 
 use alloy_primitives::{Address, B256, Bytes, U256};
-use alloy_signer::SignerSync;
 use chain_primitives::Block;
 use chain_rpc::ChainApi;
 use chaind::{
@@ -225,13 +224,7 @@ fn fields_after_a_valid_seal_are_checked_by_execution() {
     let b = tempfile::tempdir().unwrap();
     let (_producer, blocks) = produce(a.path(), 1);
     let follower = Node::open(config(b.path(), false)).unwrap();
-    let signer = dev_signers().unwrap()[0].clone();
-    let reseal = |mut block: Block| {
-        let hash = block.header.hash_slow();
-        block.seal.signature =
-            Bytes::from(signer.sign_hash_sync(&hash).unwrap().as_bytes().to_vec());
-        block
-    };
+    let proposer = dev_signers().unwrap()[0].clone();
     type Tamper = fn(&mut Block);
     let cases: Vec<(&str, Tamper, &str)> = vec![
         ("gas used", |b| b.header.gas_used += 1, "gasUsed"),
@@ -254,7 +247,7 @@ fn fields_after_a_valid_seal_are_checked_by_execution() {
     for (name, tamper, field) in cases {
         let mut block = blocks[0].clone();
         tamper(&mut block);
-        match follower.import_block(reseal(block)) {
+        match follower.import_block(common::reseal(block, &proposer)) {
             Err(ValidationFailure::Invalid(InvalidBlock::ExecutionMismatch {
                 field: f, ..
             })) => assert_eq!(f, field, "{name}"),

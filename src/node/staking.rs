@@ -1002,10 +1002,20 @@ mod tests {
         Ok(outcome)
     }
 
+    /// Applies a block on import that carries no evidence and must be accepted.
+    fn applied(
+        state: &mut InMemoryState,
+        epoch: u64,
+        proposer: Address,
+        ops: &[SignedStakingOp],
+    ) -> StakingOutcome {
+        block(state, epoch, proposer, &[], ops, false)
+            .unwrap_or_else(|_| panic!("the block of epoch {epoch} is refused"))
+    }
+
     /// Applies a block of epoch 0 in which `validator` joins with `stake` units.
     fn joined(state: &mut InMemoryState, validator: &ValidatorKey, stake: u64, proposer: Address) {
-        block(state, 0, proposer, &[], &[join(validator, 0, stake)], false)
-            .unwrap_or_else(|_| panic!("the join applies"));
+        applied(state, 0, proposer, &[join(validator, 0, stake)]);
     }
 
     fn balance(state: &InMemoryState, address: Address) -> U256 {
@@ -1023,15 +1033,7 @@ mod tests {
         let proposer = Address::repeat_byte(0xaa);
         let mut state = funded(&[(alice.address(), eth(10))]);
         let stake = 3_000_000_000; // 3 ETH in gwei units
-        let outcome = block(
-            &mut state,
-            0,
-            proposer,
-            &[],
-            &[join(&alice, 0, stake)],
-            false,
-        )
-        .unwrap_or_else(|_| panic!("join applies"));
+        let outcome = applied(&mut state, 0, proposer, &[join(&alice, 0, stake)]);
         assert_eq!(outcome.deposited, eth(3));
         assert_eq!(balance(&state, alice.address()), eth(7));
         assert_eq!(balance(&state, STAKING_ESCROW), eth(3));
@@ -1043,47 +1045,38 @@ mod tests {
         assert_eq!(state.account(&STAKING_ESCROW).unwrap().unwrap().nonce, 1);
 
         // Raise to 5 ETH: only the 2 ETH difference is debited.
-        block(
+        applied(
             &mut state,
             1,
             proposer,
-            &[],
             &[set_stake(&alice, 1, 5_000_000_000)],
-            false,
-        )
-        .unwrap_or_else(|_| panic!("raise applies"));
+        );
         assert_eq!(balance(&state, alice.address()), eth(5));
         assert_eq!(balance(&state, STAKING_ESCROW), eth(5));
 
-        block(
+        applied(
             &mut state,
             2,
             proposer,
-            &[],
             &[op(&alice, 2, StakingOpKind::Leave)],
-            false,
-        )
-        .unwrap_or_else(|_| panic!("leave applies"));
+        );
         assert_eq!(balance(&state, alice.address()), eth(5), "nothing back yet");
         for epoch in 2..2 + UNBONDING_EPOCHS {
-            let outcome = block(&mut state, epoch, proposer, &[], &[], false)
-                .unwrap_or_else(|_| panic!("empty block"));
+            let outcome = applied(&mut state, epoch, proposer, &[]);
             assert_eq!(
                 outcome.released,
                 U256::ZERO,
                 "released early at epoch {epoch}"
             );
         }
-        let outcome = block(&mut state, 2 + UNBONDING_EPOCHS, proposer, &[], &[], false)
-            .unwrap_or_else(|_| panic!("empty block"));
+        let outcome = applied(&mut state, 2 + UNBONDING_EPOCHS, proposer, &[]);
         assert_eq!(outcome.released, eth(5));
         assert_eq!(balance(&state, alice.address()), eth(10));
         assert_eq!(balance(&state, STAKING_ESCROW), U256::ZERO);
         let ledger = staking_account(&state, alice.address()).unwrap();
         assert_eq!((ledger.bonded, ledger.unbonding, ledger.nonce), (0, 0, 3));
         // The release is paid once.
-        let outcome = block(&mut state, 3 + UNBONDING_EPOCHS, proposer, &[], &[], false)
-            .unwrap_or_else(|_| panic!("empty block"));
+        let outcome = applied(&mut state, 3 + UNBONDING_EPOCHS, proposer, &[]);
         assert_eq!(outcome.released, U256::ZERO);
     }
 
@@ -1190,8 +1183,7 @@ mod tests {
             .is_err(),
             "a slashed validator cannot stake"
         );
-        let outcome = block(&mut state, 1 + UNBONDING_EPOCHS, proposer, &[], &[], false)
-            .unwrap_or_else(|_| panic!("empty block"));
+        let outcome = applied(&mut state, 1 + UNBONDING_EPOCHS, proposer, &[]);
         assert_eq!(outcome.released, eth(4));
         assert_eq!(balance(&state, offender.address()), eth(6));
         assert_eq!(balance(&state, STAKING_ESCROW), U256::ZERO);
@@ -1214,29 +1206,19 @@ mod tests {
         let proposer = Address::repeat_byte(0xaa);
         let mut state = funded(&[(alice.address(), eth(10))]);
         joined(&mut state, &alice, 4_000_000_000, proposer);
-        block(
+        applied(
             &mut state,
             1,
             proposer,
-            &[],
             &[set_stake(&alice, 1, 3_000_000_000)],
-            false,
-        )
-        .unwrap_or_else(|_| panic!("decrease"));
-        block(
+        );
+        applied(
             &mut state,
             2,
             proposer,
-            &[],
             &[op(&alice, 2, StakingOpKind::Leave)],
-            false,
-        )
-        .unwrap_or_else(|_| panic!("leave"));
-        let at = |state: &mut InMemoryState, epoch| {
-            block(state, epoch, proposer, &[], &[], false)
-                .unwrap_or_else(|_| panic!("empty block"))
-                .released
-        };
+        );
+        let at = |state: &mut InMemoryState, epoch| applied(state, epoch, proposer, &[]).released;
         assert_eq!(at(&mut state, 1 + UNBONDING_EPOCHS), U256::ZERO);
         assert_eq!(at(&mut state, 2 + UNBONDING_EPOCHS), eth(4));
         assert_eq!(balance(&state, alice.address()), eth(10));
@@ -1442,8 +1424,7 @@ mod tests {
             pool.add(op, CHAIN, &state, &cache).unwrap();
         }
         // Alice's join is included; Bob spends his ether.
-        block(&mut state, 0, carol.address(), &[], &[ops[0]], false)
-            .unwrap_or_else(|_| panic!("join applies"));
+        applied(&mut state, 0, carol.address(), &[ops[0]]);
         state.insert_account(
             bob.address(),
             Account {

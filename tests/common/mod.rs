@@ -1,5 +1,5 @@
 //! What the in-process node tests share: a dev-chain node configuration in a temporary
-//! directory, and signed transfers.
+//! directory, signed transfers, and re-sealing a tampered block.
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
@@ -7,6 +7,7 @@ use alloy_primitives::{Address, Bytes, TxKind, U256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use chain_executor::ExecutionMode;
+use chain_primitives::Block;
 use chaind::{
     dev::{DevOptions, dev_genesis, dev_signers},
     node::NodeConfig,
@@ -61,4 +62,13 @@ pub(crate) fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value
     TxEnvelope::from(tx.into_signed(signature))
         .encoded_2718()
         .into()
+}
+
+/// `block` with its seal signature redone by `proposer`, so that a test's tampering is caught
+/// by execution checks rather than by the seal check.
+pub(crate) fn reseal(mut block: Block, proposer: &PrivateKeySigner) -> Block {
+    let hash = block.header.hash_slow();
+    let signature = proposer.sign_hash_sync(&hash).unwrap();
+    block.seal.signature = Bytes::from(signature.as_bytes().to_vec());
+    block
 }
