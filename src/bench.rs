@@ -18,6 +18,8 @@ pub struct ExecutionBenchConfig {
     pub threads: NonZeroUsize,
     /// Timed runs of each executor (the median is reported).
     pub runs: usize,
+    /// Untimed runs of each executor before the timed ones.
+    pub warmup: usize,
     /// When Block-STM gives up on a contended block (`None`: never).
     pub contention_limit: Option<chain_scheduler::ContentionLimit>,
 }
@@ -86,7 +88,7 @@ fn timing(mut samples: Vec<f64>, txs: usize, gas: u64) -> Timing {
 }
 
 /// Runs the benchmark. Runs alternate between the two executors so that drift in machine
-/// speed affects both alike. Both share one code cache, warmed by a first untimed run, as the
+/// speed affects both alike; `warmup` untimed runs of each come first. Both share one code cache, warmed by a first untimed run, as the
 /// blocks of a running node do.
 pub fn run_execution_bench(config: &ExecutionBenchConfig) -> anyhow::Result<ExecutionBenchReport> {
     let Workload { state, env, txs } = generate(&config.workload);
@@ -99,6 +101,13 @@ pub fn run_execution_bench(config: &ExecutionBenchConfig) -> anyhow::Result<Exec
         measure_peak(|| execute_sequential(&state, &env, &txs, &codes));
     let (_, peak_bytes_parallel) =
         measure_peak(|| execute_parallel(&state, &env, &txs, &codes, &runner));
+
+    // The first blocks grow the allocator's arenas (fresh pages the kernel must zero) and
+    // fill the caches; a running node has that behind it.
+    for _ in 0..config.warmup {
+        drop(execute_sequential(&state, &env, &txs, &codes)?);
+        drop(execute_parallel(&state, &env, &txs, &codes, &runner)?);
+    }
 
     let mut sequential = Vec::new();
     let mut parallel = Vec::new();

@@ -107,6 +107,10 @@ enum BenchCommand {
         /// Timed runs of each executor; the median is reported.
         #[arg(long, default_value_t = 9)]
         runs: usize,
+        /// Untimed runs of each executor before the timed ones (the allocator's arenas and
+        /// the caches reach the size a running node keeps them at).
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
         /// Seed of the generated addresses.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -278,6 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     txs,
                     threads,
                     runs,
+                    warmup,
                     seed,
                     json,
                     no_fallback,
@@ -294,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 threads,
                 runs,
+                warmup,
                 contention_limit: (!no_fallback).then(Default::default),
             })?;
             if json {

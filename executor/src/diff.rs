@@ -5,8 +5,6 @@
 use crate::ExecutorError;
 use alloy_primitives::{Address, B256, Bytes, U256, map::HashMap};
 use chain_primitives::{AccountUpdate, StateDiff, StateReader};
-use chain_scheduler::BlockStm;
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 
 /// The final value of one account at the end of a block, as an executor saw it.
@@ -24,86 +22,104 @@ pub(crate) fn state_error<E: std::error::Error>(error: E) -> ExecutorError {
     ExecutorError::State(error.to_string())
 }
 
-/// Runs `work` over `items` split into one chunk per worker of `runner` and concatenates
-/// the results in order. Without a runner, or for small inputs, it runs on the calling thread.
-pub(crate) fn par_chunks<T: Send, R: Send>(
-    items: Vec<T>,
-    runner: Option<&BlockStm>,
-    work: impl Fn(Vec<T>) -> R + Sync,
-) -> Vec<R> {
-    const MIN_CHUNK: usize = 256;
-    let workers = runner.map_or(1, |r| r.threads().get());
-    let chunks = workers.min(items.len() / MIN_CHUNK).max(1);
-    let (Some(runner), true) = (runner, chunks > 1) else {
-        return vec![work(items)];
-    };
-    let chunk_len = items.len().div_ceil(workers);
-    let mut items = items.into_iter();
-    let parts: Vec<Mutex<Option<Vec<T>>>> = (0..workers)
-        .map(|_| Mutex::new(Some(items.by_ref().take(chunk_len).collect())))
-        .collect();
-    runner.broadcast(|index, _| work(parts[index].lock().take().unwrap_or_default()))
+/// What slot `slot` of `address` held before the block: zero if the block voided the
+/// account's storage (`storage_cleared`).
+pub(crate) fn slot_before<S: StateReader>(
+    state: &S,
+    address: &Address,
+    slot: &U256,
+    storage_cleared: bool,
+) -> Result<U256, ExecutorError> {
+    if storage_cleared {
+        Ok(U256::ZERO)
+    } else {
+        state.storage(address, slot).map_err(state_error)
+    }
 }
 
+/// The normalized update of an account: `base` is its committed record, `written` its final
+/// record if the block wrote one, `storage_cleared` whether its storage before the block is
+/// void, and `changed_slots` the final values of the slots that differ from before. `None`
+/// if the block left the account as it was.
+pub(crate) fn normalized_update(
+    base: Option<chain_primitives::Account>,
+    written: Option<Option<chain_primitives::Account>>,
+    storage_cleared: bool,
+    changed_slots: BTreeMap<U256, U256>,
+) -> Option<AccountUpdate> {
+    let info = written.unwrap_or(base);
+    // A deleted account keeps no storage.
+    let storage = if info.is_some() {
+        changed_slots
+    } else {
+        BTreeMap::new()
+    };
+    let storage_cleared = storage_cleared || info.is_none();
+    let unchanged = info == base && storage.is_empty() && (!storage_cleared || base.is_none());
+    (!unchanged).then_some(AccountUpdate {
+        info,
+        storage_cleared,
+        storage,
+    })
+}
+
+/// The normalized update of one account from its final value: `None` if the block left it as
+/// it was.
 fn account_update<S: StateReader>(
     state: &S,
     address: &Address,
     account: FinalAccount,
 ) -> Result<Option<AccountUpdate>, ExecutorError> {
     let base = state.account(address).map_err(state_error)?;
-    let info = account.info.unwrap_or(base);
-    let mut storage = BTreeMap::new();
-    if info.is_some() {
+    let mut changed_slots = BTreeMap::new();
+    if account.info.unwrap_or(base).is_some() {
         for (slot, value) in account.storage {
-            let before = if account.storage_cleared {
-                U256::ZERO
-            } else {
-                state.storage(address, &slot).map_err(state_error)?
-            };
-            if value != before {
-                storage.insert(slot, value);
+            if value != slot_before(state, address, &slot, account.storage_cleared)? {
+                changed_slots.insert(slot, value);
             }
         }
     }
-    let storage_cleared = account.storage_cleared || info.is_none();
-    let unchanged = info == base && storage.is_empty() && (!storage_cleared || base.is_none());
-    Ok((!unchanged).then_some(AccountUpdate {
-        info,
-        storage_cleared,
-        storage,
-    }))
+    Ok(normalized_update(
+        base,
+        account.info,
+        account.storage_cleared,
+        changed_slots,
+    ))
 }
 
 /// Builds the normalized diff of a block from its final account values and deployed code,
-/// comparing against the committed state on the workers of `runner`, if given.
+/// comparing against the committed state.
 pub(crate) fn build_diff<S: StateReader>(
     state: &S,
     accounts: Vec<(Address, FinalAccount)>,
     new_codes: &HashMap<B256, Bytes>,
-    runner: Option<&BlockStm>,
 ) -> Result<StateDiff, ExecutorError> {
-    let parts = par_chunks(accounts, runner, |chunk| {
-        let mut updates = Vec::with_capacity(chunk.len());
-        for (address, account) in chunk {
-            if let Some(update) = account_update(state, &address, account)? {
-                updates.push((address, update));
-            }
+    let mut updates = Vec::with_capacity(accounts.len());
+    for (address, account) in accounts {
+        if let Some(update) = account_update(state, &address, account)? {
+            updates.push((address, update));
         }
-        Ok::<_, ExecutorError>(updates)
-    });
-    let mut updates = Vec::new();
-    for part in parts {
-        updates.extend(part?);
     }
     updates.sort_unstable_by_key(|(address, _)| *address);
+    Ok(diff_from_sorted(updates, new_codes))
+}
+
+/// The diff of account updates sorted by address, with the code of the accounts that carry
+/// deployed code.
+pub(crate) fn diff_from_sorted(
+    updates: Vec<(Address, AccountUpdate)>,
+    new_codes: &HashMap<B256, Bytes>,
+) -> StateDiff {
     let mut diff = StateDiff::default();
-    for (_, update) in &updates {
-        if let Some(code_hash) = update.info.map(|i| i.code_hash)
-            && let Some(code) = new_codes.get(&code_hash)
-        {
-            diff.codes.insert(code_hash, code.clone());
+    if !new_codes.is_empty() {
+        for (_, update) in &updates {
+            if let Some(code_hash) = update.info.map(|i| i.code_hash)
+                && let Some(code) = new_codes.get(&code_hash)
+            {
+                diff.codes.insert(code_hash, code.clone());
+            }
         }
     }
     diff.accounts = updates.into_iter().collect();
-    Ok(diff)
+    diff
 }

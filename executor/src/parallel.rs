@@ -7,10 +7,18 @@
 //! (`MemValue::BalanceAdd`): the priority fee each transaction owes the beneficiary, and the
 //! value of a plain transfer to an account without code. A transaction that reads such an
 //! account sums the deltas below it; the others never wait for each other.
+//!
+//! Fees do not go to the beneficiary's record but to one of `FEE_LANES` locations of their
+//! own, by transaction index: every transaction pays a fee, and one location written by all of
+//! them would be one lock and one cache line that the workers pass back and forth on every
+//! transaction. A full value of the beneficiary's record includes the fees of its writer and of
+//! every transaction below; whoever needs the beneficiary's account (a transaction reading it,
+//! the final fold) adds the lanes' fees of the transactions above that writer
+//! (`beneficiary_account`).
 
 use crate::{
     CodeCache, ExecutionEnv, ExecutorError,
-    diff::{FinalAccount, build_diff, state_error},
+    diff::{diff_from_sorted, normalized_update, slot_before, state_error},
     evm::{
         BlockEvm, FeePayment, account_effect, add_balance, block_evm, info_from_account,
         maybe_precompile, receipt, run_tx, skip_reason,
@@ -18,7 +26,7 @@ use crate::{
     outcome::{BlockOutput, SkipReason, TxOutcome},
 };
 use alloy_primitives::{Address, B256, Bloom, Bytes, TxKind, U256, map::HashMap};
-use chain_primitives::{Account, StateReader};
+use chain_primitives::{Account, AccountUpdate, StateReader};
 use chain_scheduler::{
     BlockStm, MvMemory, MvRead, MvValue, SchedulerError, TaskError, TaskOutput, TransactionTask,
     TxnIndex, TxnView, fold_deltas,
@@ -38,6 +46,79 @@ pub(crate) enum Location {
     Account(Address),
     /// One storage slot.
     Storage(Address, U256),
+    /// Fees owed to the beneficiary by the transactions whose index is `lane` modulo
+    /// [`FEE_LANES`]; deltas only. `group` is the beneficiary's key group, so that the lanes
+    /// are folded together with its record.
+    FeeLane {
+        /// The beneficiary's key group.
+        group: u8,
+        /// The lane.
+        lane: u8,
+    },
+}
+
+impl Location {
+    /// The key group of the memory this location lives in: an account's record by the first
+    /// four bits of its address, so that groups in order are addresses in order, and the
+    /// beneficiary's fee lanes with its record. Slots have none: they are spread by hash, so
+    /// that the storage of one busy contract does not crowd a sixteenth of the shards.
+    fn group(&self) -> Option<u8> {
+        match self {
+            Location::Account(address) => Some(address_group(address)),
+            Location::FeeLane { group, .. } => Some(*group),
+            Location::Storage(..) => None,
+        }
+    }
+}
+
+fn address_group(address: &Address) -> u8 {
+    const _: () = assert!(
+        chain_scheduler::KEY_GROUPS == 16,
+        "one group per first nibble"
+    );
+    address.0[0] >> 4
+}
+
+/// Locations the beneficiary's fees are spread over. Transactions executing at the same time
+/// are close in the block, so neighbours writing different lanes keep the workers apart; a
+/// reader of the beneficiary reads all of them.
+const FEE_LANES: u8 = 16;
+
+fn fee_lane(beneficiary: &Address, txn_idx: TxnIndex) -> Location {
+    Location::FeeLane {
+        group: address_group(beneficiary),
+        lane: (txn_idx % usize::from(FEE_LANES)) as u8,
+    }
+}
+
+/// The beneficiary's account from the value under its record and the block's fees.
+///
+/// `base` is the full value below the record's deltas and `floor` the transaction that wrote
+/// it (`None`: the committed state); such a value already includes the fees of `floor` and of
+/// every transaction below it, so only lane fees of transactions above `floor` are added, with
+/// the record's own deltas. Returns `None` as the error if a value is not a balance increase.
+fn beneficiary_account<'v>(
+    base: Option<Account>,
+    floor: Option<TxnIndex>,
+    record_deltas: impl IntoIterator<Item = &'v MemValue>,
+    lane_fees: impl IntoIterator<Item = (TxnIndex, &'v MemValue)>,
+) -> Result<Option<Account>, &'static str> {
+    let mut added = U256::ZERO;
+    let mut any = false;
+    let lane_fees = lane_fees
+        .into_iter()
+        .filter(|(txn_idx, _)| floor.is_none_or(|floor| *txn_idx > floor))
+        .map(|(_, value)| value);
+    for value in record_deltas.into_iter().chain(lane_fees) {
+        let MemValue::BalanceAdd(amount) = value else {
+            return Err("a full value among the beneficiary's deltas");
+        };
+        added = added.saturating_add(*amount);
+        any = true;
+    }
+    // Additions commute, and applying them one by one or summed gives the same account: only
+    // whether it ends empty matters for existence, and every transaction touched it.
+    Ok(if any { add_balance(base, added) } else { base })
 }
 
 /// A value in the multi-version memory.
@@ -191,6 +272,9 @@ impl<S: StateReader> WorkerDb<S> {
     }
 
     fn read_account(&mut self, address: Address) -> Result<Option<Account>, MvDbError> {
+        if address == self.task()?.env.block.beneficiary {
+            return self.read_beneficiary(address);
+        }
         match self
             .view()?
             .read(&Location::Account(address))
@@ -213,6 +297,43 @@ impl<S: StateReader> WorkerDb<S> {
             }
             MvRead::Value(_) => Err(MvDbError::Invariant("a non-account value at an account")),
         }
+    }
+}
+
+impl<S: StateReader> WorkerDb<S> {
+    /// The beneficiary's account: its record plus the fees in the lanes (see the module docs).
+    fn read_beneficiary(&mut self, address: Address) -> Result<Option<Account>, MvDbError> {
+        let view = self.view()?;
+        let record = view
+            .read_indexed(&Location::Account(address))
+            .map_err(MvDbError::Dependency)?;
+        let mut lane_fees = Vec::new();
+        for lane in 0..FEE_LANES {
+            let read = view
+                .read_indexed(&Location::FeeLane {
+                    group: address_group(&address),
+                    lane,
+                })
+                .map_err(MvDbError::Dependency)?;
+            if read.base.is_some() {
+                return Err(MvDbError::Invariant("a full value in a fee lane"));
+            }
+            lane_fees.extend(read.deltas);
+        }
+        let (floor, base) = match record.base {
+            None => (None, self.committed_account(&address)?),
+            Some((txn_idx, MemValue::Account(account))) => (Some(txn_idx), account),
+            Some(_) => {
+                return Err(MvDbError::Invariant("a non-account value under an account"));
+            }
+        };
+        beneficiary_account(
+            base,
+            floor,
+            record.deltas.iter().map(|(_, value)| value),
+            lane_fees.iter().map(|(txn_idx, value)| (*txn_idx, value)),
+        )
+        .map_err(MvDbError::Invariant)
     }
 }
 
@@ -273,7 +394,8 @@ type Writes = Vec<(Location, MemValue)>;
 impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
     type Key = Location;
     type Value = MemValue;
-    type Output = TxResult;
+    /// Boxed: the workers and the final assembly move a pointer, not a receipt with its bloom.
+    type Output = Box<TxResult>;
     type Error = ExecutorError;
     type Worker = BlockEvm<WorkerDb<S>>;
 
@@ -289,6 +411,10 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
         }
     }
 
+    fn key_group(key: &Location) -> Option<u8> {
+        key.group()
+    }
+
     fn retire_worker(&self, evm: Self::Worker) {
         let busy_ns = evm.ctx.journaled_state.database.busy_ns;
         self.busy_ns.fetch_add(busy_ns, Ordering::Relaxed);
@@ -300,7 +426,7 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
         txn_idx: TxnIndex,
         _incarnation: chain_scheduler::Incarnation,
         view: &mut TxnView<'_, Location, MemValue>,
-    ) -> Result<TaskOutput<Location, MemValue, TxResult>, TaskError<ExecutorError>> {
+    ) -> Result<TaskOutput<Location, MemValue, Box<TxResult>>, TaskError<ExecutorError>> {
         self.executions.fetch_add(1, Ordering::Relaxed);
         let tx = &self.txs[txn_idx];
         let fatal = |e: MvDbError| match e {
@@ -342,7 +468,7 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
                 };
                 return Ok(TaskOutput {
                     writes: Vec::new(),
-                    output,
+                    output: Box::new(output),
                 });
             }
         };
@@ -402,10 +528,13 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
             }
         }
         if !beneficiary_settled {
-            writes.push((Location::Account(beneficiary), MemValue::BalanceAdd(fee)));
+            writes.push((fee_lane(&beneficiary, txn_idx), MemValue::BalanceAdd(fee)));
         }
         output.outcome = TxOutcome::Included(receipt);
-        Ok(TaskOutput { writes, output })
+        Ok(TaskOutput {
+            writes,
+            output: Box::new(output),
+        })
     }
 }
 
@@ -496,12 +625,14 @@ pub fn execute_parallel<S: StateReader>(
 
 /// Builds the block output from the final incarnations. The inner `Err` is a reason to fall
 /// back to sequential execution.
+// The outputs stay boxed as the workers made them: unboxing would copy every receipt.
+#[allow(clippy::vec_box)]
 fn assemble<S: StateReader>(
     state: &S,
     env: &ExecutionEnv,
     runner: &BlockStm,
     txs: &[TxEnv],
-    outputs: Vec<TxResult>,
+    outputs: Vec<Box<TxResult>>,
     memory: &MvMemory<Location, MemValue>,
 ) -> Result<Result<BlockOutput, String>, ExecutorError> {
     // A contract deployed at an address that a later transaction paid as a plain account
@@ -550,68 +681,51 @@ fn assemble<S: StateReader>(
         new_codes.extend(output.new_codes);
     }
 
-    // Fold the final writes shard by shard on the workers' threads, each sorting its part by
-    // account; then merge the sorted parts and group them into accounts, without hashing.
-    let shard_ranges: Vec<std::ops::Range<usize>> = {
-        let shards = memory.shard_count();
-        let parts = runner.threads().get().min(shards);
-        let per = shards.div_ceil(parts);
-        (0..parts)
-            .map(|p| p * per..((p + 1) * per).min(shards))
-            .collect()
-    };
-    let folded = par_chunks_each(shard_ranges, runner, |ranges| {
-        let mut parts = Vec::new();
-        for range in ranges {
-            fold_final(state, memory, range, &mut parts)?;
-        }
-        parts.sort_unstable_by_key(|(address, _)| *address);
-        Ok::<_, Result<ExecutorError, String>>(parts)
+    // The final state is folded on the workers in two steps. First each worker folds the
+    // locations of its key groups, then frees them: account records (grouped by address) with
+    // the beneficiary's fee lanes, and slots (spread by hash, so that one contract's storage
+    // is shared out too), each slot compared with the committed state. Then each worker joins
+    // the records of its address groups with their slots from every worker's part. Groups in
+    // worker order are addresses in order: the results only need to be concatenated.
+    let cleared: alloy_primitives::map::HashSet<Address> = storage_cleared.into_iter().collect();
+    let num_txns = txs.len();
+    let folded = runner.broadcast(|index, count| {
+        let groups = share(chain_scheduler::KEY_GROUPS, index, count);
+        let shards = memory.group_shards(groups.clone());
+        let folded = fold_groups(
+            state,
+            memory,
+            shards.clone(),
+            groups,
+            env.block.beneficiary,
+            &cleared,
+        );
+        memory.release_shards(shards);
+        memory.release_transactions(share(num_txns, index, count));
+        folded
     });
-    let mut sorted: Vec<(Address, FinalPart)> = Vec::new();
+    let mut parts = Vec::with_capacity(folded.len());
     for part in folded {
         match part {
-            Ok(part) => sorted = merge_sorted(sorted, part),
+            Ok(part) => parts.push(part),
             Err(Ok(error)) => return Err(error),
             Err(Err(reason)) => return Ok(Err(reason)),
         }
     }
-    let cleared: alloy_primitives::map::HashSet<Address> = storage_cleared.into_iter().collect();
-    let mut accounts: Vec<(Address, FinalAccount)> = Vec::with_capacity(sorted.len());
-    for (address, part) in sorted {
-        if accounts.last().is_none_or(|(last, _)| *last != address) {
-            let storage_cleared = cleared.contains(&address);
-            accounts.push((
-                address,
-                FinalAccount {
-                    storage_cleared,
-                    ..FinalAccount::default()
-                },
-            ));
-        }
-        let account = &mut accounts.last_mut().expect("pushed above").1;
-        match part {
-            FinalPart::Info(info) => account.info = Some(info),
-            FinalPart::Slot(slot, value) => account.storage.push((slot, value)),
-        }
+    let joined = runner.broadcast(|index, count| {
+        join_groups(
+            state,
+            &parts,
+            index,
+            share(chain_scheduler::KEY_GROUPS, index, count),
+            &cleared,
+        )
+    });
+    let mut updates = Vec::with_capacity(parts.iter().map(|p| p.records.len()).sum());
+    for part in joined {
+        updates.extend(part?);
     }
-    // Accounts created or deleted without a final account write cannot occur (creation and
-    // deletion both write the record), but stay correct if they do.
-    for address in cleared {
-        if accounts
-            .binary_search_by_key(&address, |(a, _)| *a)
-            .is_err()
-        {
-            accounts.push((
-                address,
-                FinalAccount {
-                    storage_cleared: true,
-                    ..FinalAccount::default()
-                },
-            ));
-        }
-    }
-    let diff = build_diff(state, accounts, &new_codes, Some(runner))?;
+    let diff = diff_from_sorted(updates, &new_codes);
     Ok(Ok(BlockOutput {
         outcomes,
         gas_used,
@@ -620,93 +734,111 @@ fn assemble<S: StateReader>(
     }))
 }
 
-/// One final value of an account's record or of one of its slots.
-enum FinalPart {
-    Info(Option<Account>),
-    Slot(U256, U256),
+/// Share `index` of `count` of `0..n`; the shares in order cover it.
+fn share(n: usize, index: usize, count: usize) -> std::ops::Range<usize> {
+    n * index / count..n * (index + 1) / count
 }
 
-/// Merges two lists sorted by address into one.
-fn merge_sorted(
-    a: Vec<(Address, FinalPart)>,
-    b: Vec<(Address, FinalPart)>,
-) -> Vec<(Address, FinalPart)> {
-    if a.is_empty() {
-        return b;
-    }
-    let mut merged = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let take_a = match (a.peek(), b.peek()) {
-            (Some((x, _)), Some((y, _))) => x <= y,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        merged.extend(if take_a { a.next() } else { b.next() });
-    }
-    merged
+/// The final record of an account, as the first fold step leaves it.
+struct FinalRecord {
+    address: Address,
+    /// The record after the block, if the block wrote it (`Some(None)`: deleted).
+    written: Option<Option<Account>>,
+    /// The committed record.
+    base: Option<Account>,
 }
 
-/// Folds the final writes of some shards: deltas summed onto the value below them. The error
-/// is a state read failure (`Ok`) or a reason to fall back (`Err`).
-fn fold_final<S: StateReader>(
+/// What one worker folded: the records of the accounts of its address groups and the
+/// changed slots (of any account) in its shards.
+struct FoldedGroups {
+    /// Sorted by address.
+    records: Vec<FinalRecord>,
+    /// Final values of slots that differ from before the block, sorted by address and slot.
+    slots: Vec<(Address, U256, U256)>,
+}
+
+/// Why a fold stopped: a state read failure (`Ok`) or a reason to fall back (`Err`).
+type FoldError = Result<ExecutorError, String>;
+
+/// The first fold step for the key groups `groups`, held in `shards`: account records with
+/// their deltas summed (and the beneficiary's fee lanes added), and slots that changed.
+fn fold_groups<S: StateReader>(
     state: &S,
     memory: &MvMemory<Location, MemValue>,
     shards: std::ops::Range<usize>,
-    parts: &mut Vec<(Address, FinalPart)>,
-) -> Result<(), Result<ExecutorError, String>> {
-    let mut failure = None;
+    groups: std::ops::Range<usize>,
+    beneficiary: Address,
+    cleared: &alloy_primitives::map::HashSet<Address>,
+) -> Result<FoldedGroups, FoldError> {
+    let owns = |address: &Address| groups.contains(&usize::from(address_group(address)));
+    let mut records: Vec<FinalRecord> = Vec::with_capacity(memory.locations_in(shards.clone()));
+    let mut slots: Vec<(Address, U256, U256)> = Vec::new();
+    let mut lane_fees: Vec<(TxnIndex, MemValue)> = Vec::new();
+    // The beneficiary's record: the full value's writer and value, and the deltas above it.
+    let mut beneficiary_record: Option<(Option<TxnIndex>, Option<Account>, Vec<MemValue>)> = None;
+    let mut failure: Option<FoldError> = None;
+    let committed = |address: &Address| state.account(address).map_err(|e| Ok(state_error(e)));
     let walked = memory.for_each_final_in(shards, |location, top_down| {
         if failure.is_some() {
             return;
         }
-        match location {
-            Location::Account(address) => {
-                let mut added = U256::ZERO;
-                let mut deltas = 0usize;
-                let mut base = None;
-                for (_, value) in top_down {
+        let folded = match location {
+            Location::FeeLane { .. } => {
+                lane_fees.extend(top_down.map(|(txn_idx, value)| (txn_idx, value.clone())));
+                Ok(())
+            }
+            Location::Account(address) => (|| {
+                let mut deltas = Vec::new();
+                let mut below = None;
+                for (txn_idx, value) in top_down {
                     match value {
-                        MemValue::BalanceAdd(amount) => {
-                            added = added.saturating_add(*amount);
-                            deltas += 1;
-                        }
+                        MemValue::BalanceAdd(_) => deltas.push(value.clone()),
                         MemValue::Account(account) => {
-                            base = Some(*account);
+                            below = Some((txn_idx, *account));
                             break;
                         }
                         MemValue::Storage(_) => {
-                            failure = Some(Err("a storage value at an account".to_owned()));
-                            return;
+                            return Err(Err("a storage value at an account".to_owned()));
                         }
                     }
                 }
-                let base = match base {
-                    Some(account) => account,
-                    None => match state.account(address) {
-                        Ok(account) => account,
-                        Err(e) => {
-                            failure = Some(Ok(state_error(e)));
-                            return;
-                        }
-                    },
-                };
-                // Balance additions commute, and applying them one by one or summed gives the
-                // same account: only whether it ends empty matters for existence.
-                let info = if deltas == 0 {
-                    base
-                } else {
-                    add_balance(base, added)
-                };
-                parts.push((*address, FinalPart::Info(info)));
-            }
+                if below.is_none() && deltas.is_empty() {
+                    return Ok(());
+                }
+                let base = committed(address)?;
+                let (floor, below) =
+                    below.map_or((None, base), |(txn_idx, account)| (Some(txn_idx), account));
+                if *address == beneficiary {
+                    beneficiary_record = Some((floor, below, deltas));
+                    return Ok(());
+                }
+                let written = beneficiary_account(below, floor, &deltas, [])
+                    .map_err(|reason| Err(reason.to_owned()))?;
+                records.push(FinalRecord {
+                    address: *address,
+                    written: Some(written),
+                    base,
+                });
+                Ok(())
+            })(),
             Location::Storage(address, slot) => match top_down.next() {
                 Some((_, MemValue::Storage(value))) => {
-                    parts.push((*address, FinalPart::Slot(*slot, *value)));
+                    let storage_cleared = !cleared.is_empty() && cleared.contains(address);
+                    match slot_before(state, address, slot, storage_cleared) {
+                        Ok(before) => {
+                            if *value != before {
+                                slots.push((*address, *slot, *value));
+                            }
+                            Ok(())
+                        }
+                        Err(error) => Err(Ok(error)),
+                    }
                 }
-                _ => failure = Some(Err("a non-storage value at a slot".to_owned())),
+                _ => Err(Err("a non-storage value at a slot".to_owned())),
             },
+        };
+        if let Err(error) = folded {
+            failure = Some(error);
         }
     });
     if let Err(txn_idx) = walked {
@@ -715,28 +847,114 @@ fn fold_final<S: StateReader>(
         }
         .to_string()));
     }
-    failure.map_or(Ok(()), Err)
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    if owns(&beneficiary) && (beneficiary_record.is_some() || !lane_fees.is_empty()) {
+        let base = committed(&beneficiary)?;
+        let (floor, below, deltas) = beneficiary_record.unwrap_or((None, base, Vec::new()));
+        let written = beneficiary_account(
+            below,
+            floor,
+            &deltas,
+            lane_fees.iter().map(|(txn_idx, value)| (*txn_idx, value)),
+        )
+        .map_err(|reason| Err(reason.to_owned()))?;
+        records.push(FinalRecord {
+            address: beneficiary,
+            written: Some(written),
+            base,
+        });
+    }
+    records.sort_unstable_by_key(|record| record.address);
+    // Accounts created or deleted without a final record cannot occur (creation and deletion
+    // both write the record), but stay correct if they do.
+    let mut unwritten = Vec::new();
+    for address in cleared.iter().filter(|address| owns(address)) {
+        if records
+            .binary_search_by_key(address, |record| record.address)
+            .is_err()
+        {
+            unwritten.push(FinalRecord {
+                address: *address,
+                written: None,
+                base: committed(address)?,
+            });
+        }
+    }
+    if !unwritten.is_empty() {
+        records.extend(unwritten);
+        records.sort_unstable_by_key(|record| record.address);
+    }
+    slots.sort_unstable_by_key(|(address, slot, _)| (*address, *slot));
+    Ok(FoldedGroups { records, slots })
 }
 
-/// Runs `work` on each worker of `runner` with one of `items` (one item per worker).
-fn par_chunks_each<T: Send, R: Send>(
-    items: Vec<T>,
-    runner: &BlockStm,
-    work: impl Fn(Vec<T>) -> R + Sync,
-) -> Vec<R> {
-    let slots: Vec<parking_lot::Mutex<Option<T>>> = items
-        .into_iter()
-        .map(|item| parking_lot::Mutex::new(Some(item)))
+/// The second fold step: the normalized updates of the accounts of address groups `groups`,
+/// joining the records of `parts[index]` with their slots from every part, in address order.
+fn join_groups<S: StateReader>(
+    state: &S,
+    parts: &[FoldedGroups],
+    index: usize,
+    groups: std::ops::Range<usize>,
+    cleared: &alloy_primitives::map::HashSet<Address>,
+) -> Result<Vec<(Address, AccountUpdate)>, ExecutorError> {
+    let in_groups = |address: &Address| usize::from(address_group(address));
+    // Each part's slots of these groups: a run of its sorted list.
+    let mut runs: Vec<&[(Address, U256, U256)]> = parts
+        .iter()
+        .map(|part| {
+            let slots = &part.slots[..];
+            let start = slots.partition_point(|(a, ..)| in_groups(a) < groups.start);
+            let end = slots.partition_point(|(a, ..)| in_groups(a) < groups.end);
+            &slots[start..end]
+        })
         .collect();
-    runner.broadcast(|index, _| {
-        work(
-            slots
-                .get(index)
-                .and_then(|slot| slot.lock().take())
-                .into_iter()
-                .collect(),
-        )
-    })
+    // The smallest (address, slot) at the heads of the runs.
+    let next_slot = |runs: &mut Vec<&[(Address, U256, U256)]>| {
+        let (at, _) = runs
+            .iter()
+            .enumerate()
+            .filter_map(|(at, run)| run.first().map(|head| (at, (head.0, head.1))))
+            .min_by(|a, b| a.1.cmp(&b.1))?;
+        let (head, rest) = runs[at].split_first()?;
+        runs[at] = rest;
+        Some(*head)
+    };
+    let records = parts.get(index).map_or(&[][..], |part| &part.records[..]);
+    let mut records = records.iter().peekable();
+    let mut pending_slot = next_slot(&mut runs);
+    let mut updates = Vec::with_capacity(records.len());
+    loop {
+        let address = match (records.peek(), &pending_slot) {
+            (Some(record), Some((slot_address, ..))) => record.address.min(*slot_address),
+            (Some(record), None) => record.address,
+            (None, Some((slot_address, ..))) => *slot_address,
+            (None, None) => break,
+        };
+        let record = records.next_if(|record| record.address == address);
+        let mut changed_slots = Vec::new();
+        while let Some((slot_address, slot, value)) = pending_slot
+            && slot_address == address
+        {
+            changed_slots.push((slot, value));
+            pending_slot = next_slot(&mut runs);
+        }
+        let (written, base) = match record {
+            Some(record) => (record.written, record.base),
+            None => (None, state.account(&address).map_err(state_error)?),
+        };
+        let storage_cleared = !cleared.is_empty() && cleared.contains(&address);
+        if let Some(update) = normalized_update(
+            base,
+            written,
+            storage_cleared,
+            changed_slots.into_iter().collect(),
+        ) {
+            updates.push((address, update));
+        }
+    }
+    Ok(updates)
 }
 
 /// For each transaction, whether a later one has the same sender; and the most transactions

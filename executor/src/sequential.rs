@@ -206,7 +206,7 @@ pub fn execute_sequential<S: StateReader>(
             )
         })
         .collect();
-    let diff = build_diff(state, accounts, &new_codes, None)?;
+    let diff = build_diff(state, accounts, &new_codes)?;
     Ok(BlockOutput {
         outcomes,
         gas_used,

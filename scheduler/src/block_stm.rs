@@ -3,7 +3,7 @@
 
 use crate::{
     error::SchedulerError,
-    mvmemory::{MvMemory, MvRead, MvValue, ReadOrigin, ReadSet},
+    mvmemory::{IndexedRead, MvMemory, MvRead, MvValue, ReadOrigin, ReadSet},
     scheduler::Scheduler,
     sync::{Mutex, spin_hint},
     types::{Incarnation, Task, TxnIndex, Version},
@@ -55,6 +55,13 @@ pub trait TransactionTask: Sync {
     fn predicted_writes(&self, txn_idx: TxnIndex) -> Vec<Self::Key> {
         let _ = txn_idx;
         Vec::new()
+    }
+
+    /// The key group of a location (see [`MvMemory::with_key_groups`]); `None`, the default,
+    /// spreads locations over the groups by hash.
+    fn key_group(key: &Self::Key) -> Option<u8> {
+        let _ = key;
+        None
     }
 
     /// Receives a worker's state when it stops working on the block (for statistics).
@@ -110,6 +117,14 @@ impl<'a, K: Eq + Hash + Clone, V: MvValue> TxnView<'a, K, V> {
     /// carries the lower transaction to wait for: return it as [`TaskError::Dependency`].
     pub fn read(&mut self, key: &K) -> Result<MvRead<V>, TxnIndex> {
         let (value, entry) = self.memory.read_for(key, self.txn_idx)?;
+        self.reads.push(entry);
+        Ok(value)
+    }
+
+    /// [`TxnView::read`] with the transaction that wrote each value read (the read set is the
+    /// same).
+    pub fn read_indexed(&mut self, key: &K) -> Result<IndexedRead<V>, TxnIndex> {
+        let (value, entry) = self.memory.read_indexed_for(key, self.txn_idx)?;
         self.reads.push(entry);
         Ok(value)
     }
@@ -174,7 +189,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
         num_txns: usize,
         limit: Option<ContentionLimit>,
     ) -> Self {
-        let memory = MvMemory::new(num_txns);
+        let memory = MvMemory::with_key_groups(num_txns, T::key_group);
         for txn_idx in 0..num_txns {
             let predicted = task.predicted_writes(txn_idx);
             if !predicted.is_empty() {

@@ -65,6 +65,8 @@ pub use block_stm::{
     TxnView, fold_deltas,
 };
 pub use error::SchedulerError;
-pub use mvmemory::{MvMemory, MvRead, MvValue, ReadEntry, ReadOrigin, ReadSet};
+pub use mvmemory::{
+    IndexedRead, KEY_GROUPS, MvMemory, MvRead, MvValue, ReadEntry, ReadOrigin, ReadSet,
+};
 pub use scheduler::Scheduler;
 pub use types::{Incarnation, Task, TxnIndex, Version};

@@ -58,6 +58,46 @@ pub enum MvRead<V> {
     },
 }
 
+impl<V> MvRead<V> {
+    /// This read with the transaction that wrote each value, taken from its recorded origin.
+    fn indexed(self, origin: &ReadOrigin) -> IndexedRead<V> {
+        match (self, origin) {
+            (MvRead::Value(value), ReadOrigin::Version(version)) => IndexedRead {
+                deltas: Vec::new(),
+                base: Some((version.txn_idx, value)),
+            },
+            (MvRead::Deltas { deltas, base }, ReadOrigin::Chain { versions, .. }) => {
+                let mut writers = versions.iter().map(|version| version.txn_idx);
+                let deltas = deltas
+                    .into_iter()
+                    .zip(writers.by_ref())
+                    .map(|(value, txn_idx)| (txn_idx, value))
+                    .collect();
+                IndexedRead {
+                    deltas,
+                    base: base.and_then(|value| writers.next().map(|txn_idx| (txn_idx, value))),
+                }
+            }
+            // The committed state (`read_hashed` builds no other combination).
+            _ => IndexedRead {
+                deltas: Vec::new(),
+                base: None,
+            },
+        }
+    }
+}
+
+/// A read with the writer of every value it is made of, for callers that combine several
+/// locations and must know which transactions each one's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedRead<V> {
+    /// The deltas passed, highest transaction first, each with the transaction that wrote it.
+    pub deltas: Vec<(TxnIndex, V)>,
+    /// The full value below them and the transaction that wrote it; `None`: the committed
+    /// state.
+    pub base: Option<(TxnIndex, V)>,
+}
+
 #[derive(Debug)]
 enum Cell<V> {
     Written { incarnation: Incarnation, value: V },
@@ -226,12 +266,27 @@ type Shards<K, V> = Box<[CachePadded<RwLock<Shard<K, V>>>]>;
 /// The locations one incarnation wrote, with their hashes.
 type WrittenLocations<K> = Vec<(u64, K)>;
 
+/// Number of key groups. A location's group picks the sixteenth of the shards it lives in,
+/// so that the final state of some groups can be visited and released without touching the
+/// others (see [`MvMemory::with_key_groups`]).
+pub const KEY_GROUPS: usize = 16;
+
+/// Where the shard index sits in a location's hash: bits that hashbrown uses for neither the
+/// bucket (low bits) nor the control byte (top seven bits) of tables this size.
+const SHARD_SHIFT: u32 = 32;
+const SHARD_BITS: u64 = 0xff;
+/// Bits of the hash that pick the group of a location that names none.
+const GROUP_SHIFT: u32 = 40;
+
 /// Multi-version memory for one block, keyed by location `K`.
 #[derive(Debug)]
 pub struct MvMemory<K, V> {
     shards: Shards<K, V>,
     hasher: foldhash::fast::FixedState,
-    shard_mask: usize,
+    /// Shards per key group (a power of two).
+    shards_per_group: usize,
+    /// The group a location belongs to, if it names one.
+    key_group: fn(&K) -> Option<u8>,
     /// Locations (with hashes) the latest incarnation of each transaction wrote. Not
     /// cache-padded, for the reason given on the scheduler's per-transaction arrays.
     last_written_locations: Box<[Mutex<WrittenLocations<K>>]>,
@@ -242,10 +297,20 @@ pub struct MvMemory<K, V> {
 }
 
 impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
-    /// Memory for a block of `num_txns` transactions.
+    /// Memory for a block of `num_txns` transactions, locations spread over the groups by
+    /// their hash.
     pub fn new(num_txns: usize) -> Self {
+        Self::with_key_groups(num_txns, |_| None)
+    }
+
+    /// Memory for a block of `num_txns` transactions where `key_group` puts locations into
+    /// groups (`0..KEY_GROUPS`; larger values wrap; `None`: by hash). A caller that folds the
+    /// final state on several threads gives each thread whole groups
+    /// ([`MvMemory::group_shards`]); grouping locations that belong together (an account
+    /// and its storage) lets each thread see all of them.
+    pub fn with_key_groups(num_txns: usize, key_group: fn(&K) -> Option<u8>) -> Self {
         // Enough shards that two workers rarely meet on one lock, few enough to stay in cache.
-        let shard_count = if cfg!(loom) { 2 } else { 256 };
+        let shard_count = if cfg!(loom) { KEY_GROUPS } else { 256 };
         // A block writes about three locations per transaction (sender, recipient, fee); room
         // for that up front spares the shards most of their rehashing.
         let per_shard = (num_txns * 3).div_ceil(shard_count);
@@ -254,21 +319,27 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
                 .map(|_| CachePadded::new(RwLock::new(Shard::with_capacity(per_shard))))
                 .collect(),
             hasher: foldhash::fast::FixedState::with_seed(SHARD_SEED),
-            shard_mask: shard_count - 1,
+            shards_per_group: shard_count / KEY_GROUPS,
+            key_group,
             last_written_locations: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
             last_read_set: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
 
-    /// The hash a location is filed under.
+    /// The hash a location is filed under, with its shard in bits 32..40.
     pub fn hash_key(&self, key: &K) -> u64 {
-        self.hasher.hash_one(key)
+        let hash = self.hasher.hash_one(key);
+        let group = match (self.key_group)(key) {
+            Some(group) => usize::from(group) % KEY_GROUPS,
+            None => (hash >> GROUP_SHIFT) as usize % KEY_GROUPS,
+        };
+        let within = (hash >> SHARD_SHIFT) as usize & (self.shards_per_group - 1);
+        let shard = (group * self.shards_per_group + within) as u64;
+        (hash & !(SHARD_BITS << SHARD_SHIFT)) | (shard << SHARD_SHIFT)
     }
 
     fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
-        // The table uses the low bits (bucket) and the top seven (control byte) of the hash;
-        // the shard takes bits from the middle so that neither is constant within a shard.
-        &self.shards[(hash >> 32) as usize & self.shard_mask]
+        &self.shards[((hash >> SHARD_SHIFT) & SHARD_BITS) as usize]
     }
 
     /// Reads `key` as transaction `txn_idx` sees it. `Err(blocking)` if the nearest relevant
@@ -349,6 +420,16 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
                 origin,
             },
         ))
+    }
+
+    /// [`MvMemory::read_for`] with the writer of every value read.
+    pub(crate) fn read_indexed_for(
+        &self,
+        key: &K,
+        txn_idx: TxnIndex,
+    ) -> Result<(IndexedRead<V>, ReadEntry<K>), TxnIndex> {
+        let (value, entry) = self.read_for(key, txn_idx)?;
+        Ok((value.indexed(&entry.origin), entry))
     }
 
     /// A read-set entry for a read whose origin the caller knows.
@@ -476,6 +557,35 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
         self.shards.len()
     }
 
+    /// The shards that hold the locations of key groups `groups` (a range within
+    /// `0..KEY_GROUPS`).
+    pub fn group_shards(&self, groups: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        let end = groups.end.min(KEY_GROUPS);
+        groups.start.min(end) * self.shards_per_group..end * self.shards_per_group
+    }
+
+    /// Frees the locations of `shards` and their versions, once the final state was read:
+    /// threads that folded their part release it in parallel instead of leaving one thread to
+    /// drop the whole memory. Reads of those locations afterwards find nothing.
+    pub fn release_shards(&self, shards: std::ops::Range<usize>) {
+        for shard in &self.shards[shards] {
+            let table = std::mem::replace(&mut shard.write().table, hashbrown::HashTable::new());
+            drop(table);
+        }
+    }
+
+    /// Frees the recorded reads and written locations of transactions `txns`, once the run is
+    /// over (see [`MvMemory::release_shards`]).
+    pub fn release_transactions(&self, txns: std::ops::Range<TxnIndex>) {
+        let end = txns.end.min(self.last_read_set.len());
+        for txn_idx in txns.start.min(end)..end {
+            drop(std::mem::take(&mut *self.last_read_set[txn_idx].lock()));
+            drop(std::mem::take(
+                &mut *self.last_written_locations[txn_idx].lock(),
+            ));
+        }
+    }
+
     /// Visits every written location with its final writes, top-down, through the first full
     /// value: the block's net effect on that location. Call after the block is done.
     ///
@@ -513,7 +623,12 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
 
     /// Number of distinct locations written (for sizing the caller's maps).
     pub fn locations(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
+        self.locations_in(0..self.shards.len())
+    }
+
+    /// Number of distinct locations written in `shards`.
+    pub fn locations_in(&self, shards: std::ops::Range<usize>) -> usize {
+        self.shards[shards].iter().map(|s| s.read().len()).sum()
     }
 
     /// The locations the latest incarnation of `txn_idx` wrote.
@@ -608,6 +723,66 @@ mod tests {
                 1,
                 vec![(2, Val::Add(2)), (1, Val::Full(100)), (0, Val::Add(1))]
             )]
+        );
+    }
+
+    #[test]
+    fn key_groups_keep_their_locations_in_their_shards() {
+        let mv = MvMemory::<u8, Val>::with_key_groups(4, |key| Some(key / 16));
+        let writes = (0..=255u8).map(|key| (key, Val::Full(1))).collect();
+        mv.record(Version::new(0, 0), vec![], writes);
+        for group in 0..KEY_GROUPS {
+            let mut keys = Vec::new();
+            mv.for_each_final_in(mv.group_shards(group..group + 1), |key, _| keys.push(*key))
+                .unwrap();
+            keys.sort_unstable();
+            let expected: Vec<u8> = (0..=255u8)
+                .filter(|k| usize::from(k / 16) == group)
+                .collect();
+            assert_eq!(keys, expected, "group {group}");
+        }
+        assert_eq!(mv.group_shards(0..KEY_GROUPS), 0..mv.shard_count());
+        mv.release_shards(mv.group_shards(0..8));
+        mv.release_transactions(0..4);
+        assert_eq!(mv.read(&3, 1).unwrap().0, MvRead::Storage);
+        assert_eq!(mv.read(&200, 1).unwrap().0, MvRead::Value(Val::Full(1)));
+        assert_eq!(mv.locations(), 128);
+    }
+
+    #[test]
+    fn indexed_reads_name_each_writer() {
+        let mv = MvMemory::<u8, Val>::new(6);
+        mv.record(Version::new(1, 0), vec![], vec![(1, Val::Add(1))]);
+        mv.record(Version::new(2, 0), vec![], vec![(1, Val::Full(7))]);
+        mv.record(Version::new(4, 0), vec![], vec![(1, Val::Add(3))]);
+        let indexed = |txn_idx| mv.read_indexed_for(&1, txn_idx).unwrap().0;
+        assert_eq!(
+            indexed(5),
+            IndexedRead {
+                deltas: vec![(4, Val::Add(3))],
+                base: Some((2, Val::Full(7)))
+            }
+        );
+        assert_eq!(
+            indexed(3),
+            IndexedRead {
+                deltas: vec![],
+                base: Some((2, Val::Full(7)))
+            }
+        );
+        assert_eq!(
+            indexed(2),
+            IndexedRead {
+                deltas: vec![(1, Val::Add(1))],
+                base: None
+            }
+        );
+        assert_eq!(
+            indexed(1),
+            IndexedRead {
+                deltas: vec![],
+                base: None
+            }
         );
     }
 
