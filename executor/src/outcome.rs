@@ -68,6 +68,14 @@ impl TxOutcome {
             TxOutcome::Skipped(_) => None,
         }
     }
+
+    /// The receipt, if included, to amend.
+    pub fn receipt_mut(&mut self) -> Option<&mut TxReceipt> {
+        match self {
+            TxOutcome::Included(receipt) => Some(receipt),
+            TxOutcome::Skipped(_) => None,
+        }
+    }
 }
 
 /// Why a transaction was skipped.

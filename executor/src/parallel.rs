@@ -37,7 +37,10 @@ use revm::{
     context::{DBErrorMarker, TxEnv, result::EVMError},
     state::{AccountInfo, Bytecode},
 };
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
+};
 
 /// A location in the multi-version memory.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -625,6 +628,16 @@ pub fn execute_parallel<S: StateReader>(
 
 /// Builds the block output from the final incarnations. The inner `Err` is a reason to fall
 /// back to sequential execution.
+///
+/// The work is split over the workers in two steps, with a little bookkeeping between them on
+/// the caller's thread. First, each worker takes one share of the transactions and one share
+/// of the key groups: it moves its transactions' outcomes into place (cumulative gas counted
+/// from the start of its share) and folds the locations of its groups, then frees them:
+/// account records (grouped by address) with the beneficiary's fee lanes, and slots (spread
+/// by hash, so that one contract's storage is shared out too), each with the committed value.
+/// Then each worker joins the records of its address groups with their slots from every
+/// worker's part and completes its share's cumulative gas. Groups in worker order are
+/// addresses in order: the results only need to be concatenated.
 // The outputs stay boxed as the workers made them: unboxing would copy every receipt.
 #[allow(clippy::vec_box)]
 fn assemble<S: StateReader>(
@@ -635,75 +648,86 @@ fn assemble<S: StateReader>(
     outputs: Vec<Box<TxResult>>,
     memory: &MvMemory<Location, MemValue>,
 ) -> Result<Result<BlockOutput, String>, ExecutorError> {
+    let num_txns = outputs.len();
+    let workers = runner.threads().get();
+    let mut outcomes: Vec<TxOutcome> = Vec::with_capacity(num_txns);
+    let (receipts, folded) = {
+        // Every worker's share: where its outcomes go and the outputs they come from.
+        let mut slots = &mut outcomes.spare_capacity_mut()[..num_txns];
+        let mut outputs = outputs;
+        let mut shares = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let range = share(num_txns, index, workers);
+            let (head, tail) = std::mem::take(&mut slots).split_at_mut(range.len());
+            slots = tail;
+            let rest = outputs.split_off(range.len());
+            let mine = std::mem::replace(&mut outputs, rest);
+            shares.push(parking_lot::Mutex::new(Some((range, head, mine))));
+        }
+        let folded = runner.broadcast(|index, count| {
+            let receipts = shares
+                .get(index)
+                .and_then(|share| share.lock().take())
+                .map(|(range, slots, outputs)| place_outcomes(env, txs, range, slots, outputs));
+            let groups = share(chain_scheduler::KEY_GROUPS, index, count);
+            let shards = memory.group_shards(groups.clone());
+            let folded = fold_groups(state, memory, shards.clone(), groups, env.block.beneficiary);
+            memory.release_shards(shards);
+            memory.release_transactions(share(num_txns, index, count));
+            (receipts, folded)
+        });
+        folded.into_iter().unzip::<_, _, Vec<_>, Vec<_>>()
+    };
+    let receipts: Vec<PlacedOutcomes> = receipts.into_iter().flatten().collect();
+    if receipts.iter().map(|r| r.range.len()).sum::<usize>() != num_txns {
+        // Unreachable (every share has a worker); the placed outcomes are leaked, not read.
+        return Ok(Err("a share of the outcomes was not placed".to_owned()));
+    }
+    // SAFETY: the shares cover `0..num_txns` (checked just above) and each worker wrote every
+    // slot of its share (`place_outcomes` writes one per output, and a share has as many
+    // outputs as slots).
+    unsafe { outcomes.set_len(num_txns) };
+
     // A contract deployed at an address that a later transaction paid as a plain account
     // would have run code there.
     let mut created_at: HashMap<Address, TxnIndex> = HashMap::default();
-    for (txn_idx, output) in outputs.iter().enumerate() {
-        for address in &output.created {
-            created_at.entry(*address).or_insert(txn_idx);
-        }
+    for (txn_idx, address) in receipts.iter().flat_map(|r| &r.created) {
+        created_at.entry(*address).or_insert(*txn_idx);
     }
-    for (txn_idx, output) in outputs.iter().enumerate() {
-        if let Some(recipient) = output.deferred_recipient
-            && created_at
-                .get(&recipient)
-                .is_some_and(|&creator| creator < txn_idx)
-        {
-            return Ok(Err(format!(
-                "transaction {txn_idx} paid {recipient} as a plain account, but transaction \
-                     {} deployed code there first",
-                created_at[&recipient]
-            )));
-        }
-    }
-
-    let mut storage_cleared: Vec<Address> = Vec::new();
-    let mut new_codes: HashMap<B256, Bytes> = HashMap::default();
-    let mut outcomes = Vec::with_capacity(outputs.len());
-    let mut gas_used = 0u64;
-    let mut bloom = Bloom::ZERO;
-    for (txn_idx, output) in outputs.into_iter().enumerate() {
-        let mut outcome = output.outcome;
-        if let TxOutcome::Included(receipt) = &mut outcome {
-            let remaining = env.block.gas_limit.saturating_sub(gas_used);
-            if txs[txn_idx].gas_limit > remaining {
-                // Sequentially this transaction is skipped, which changes what later ones see.
+    if !created_at.is_empty() {
+        for (txn_idx, recipient) in receipts.iter().flat_map(|r| &r.deferred) {
+            if let Some(&creator) = created_at.get(recipient)
+                && creator < *txn_idx
+            {
                 return Ok(Err(format!(
-                    "transaction {txn_idx} exceeds the block's remaining gas"
+                    "transaction {txn_idx} paid {recipient} as a plain account, but transaction \
+                     {creator} deployed code there first"
                 )));
             }
-            gas_used += receipt.gas_used;
-            receipt.cumulative_gas_used = gas_used;
-            bloom |= receipt.logs_bloom;
         }
-        outcomes.push(outcome);
-        storage_cleared.extend(output.storage_cleared);
-        new_codes.extend(output.new_codes);
     }
+    // Sequentially a transaction above the block's remaining gas is skipped, which changes
+    // what later ones see.
+    let mut gas_used = 0u64;
+    let mut bloom = Bloom::ZERO;
+    let mut prefixes = Vec::with_capacity(receipts.len());
+    for part in &receipts {
+        if i128::from(gas_used) > part.min_slack {
+            return Ok(Err(format!(
+                "a transaction among {:?} exceeds the block's remaining gas",
+                part.range
+            )));
+        }
+        prefixes.push(gas_used);
+        gas_used += part.gas_used;
+        bloom |= part.bloom;
+    }
+    let cleared: alloy_primitives::map::HashSet<Address> = receipts
+        .iter()
+        .flat_map(|r| r.storage_cleared.iter().copied())
+        .collect();
+    let new_codes: HashMap<B256, Bytes> = receipts.into_iter().flat_map(|r| r.new_codes).collect();
 
-    // The final state is folded on the workers in two steps. First each worker folds the
-    // locations of its key groups, then frees them: account records (grouped by address) with
-    // the beneficiary's fee lanes, and slots (spread by hash, so that one contract's storage
-    // is shared out too), each slot compared with the committed state. Then each worker joins
-    // the records of its address groups with their slots from every worker's part. Groups in
-    // worker order are addresses in order: the results only need to be concatenated.
-    let cleared: alloy_primitives::map::HashSet<Address> = storage_cleared.into_iter().collect();
-    let num_txns = txs.len();
-    let folded = runner.broadcast(|index, count| {
-        let groups = share(chain_scheduler::KEY_GROUPS, index, count);
-        let shards = memory.group_shards(groups.clone());
-        let folded = fold_groups(
-            state,
-            memory,
-            shards.clone(),
-            groups,
-            env.block.beneficiary,
-            &cleared,
-        );
-        memory.release_shards(shards);
-        memory.release_transactions(share(num_txns, index, count));
-        folded
-    });
     let mut parts = Vec::with_capacity(folded.len());
     for part in folded {
         match part {
@@ -712,15 +736,33 @@ fn assemble<S: StateReader>(
             Err(Err(reason)) => return Ok(Err(reason)),
         }
     }
-    let joined = runner.broadcast(|index, count| {
-        join_groups(
-            state,
-            &parts,
-            index,
-            share(chain_scheduler::KEY_GROUPS, index, count),
-            &cleared,
-        )
-    });
+    let joined = {
+        let mut rest = &mut outcomes[..];
+        let mut shares = Vec::with_capacity(workers);
+        for (index, prefix) in prefixes.into_iter().enumerate() {
+            let (head, tail) =
+                std::mem::take(&mut rest).split_at_mut(share(num_txns, index, workers).len());
+            rest = tail;
+            shares.push(parking_lot::Mutex::new(Some((prefix, head))));
+        }
+        runner.broadcast(|index, count| {
+            if let Some((prefix, outcomes)) =
+                shares.get(index).and_then(|share| share.lock().take())
+                && prefix > 0
+            {
+                for receipt in outcomes.iter_mut().filter_map(TxOutcome::receipt_mut) {
+                    receipt.cumulative_gas_used += prefix;
+                }
+            }
+            join_groups(
+                state,
+                &parts,
+                index,
+                share(chain_scheduler::KEY_GROUPS, index, count),
+                &cleared,
+            )
+        })
+    };
     let mut updates = Vec::with_capacity(parts.iter().map(|p| p.records.len()).sum());
     for part in joined {
         updates.extend(part?);
@@ -732,6 +774,78 @@ fn assemble<S: StateReader>(
         logs_bloom: bloom,
         diff,
     }))
+}
+
+/// What one worker's share of the transactions left besides its outcomes.
+struct PlacedOutcomes {
+    /// The transactions of the share.
+    range: std::ops::Range<TxnIndex>,
+    /// Gas used by the share's transactions.
+    gas_used: u64,
+    /// The smallest gas that may precede the share in the block without one of its
+    /// transactions exceeding the block's remaining gas.
+    min_slack: i128,
+    /// The share's logs bloom.
+    bloom: Bloom,
+    /// Accounts created or deleted, whose storage before the block is void.
+    storage_cleared: Vec<Address>,
+    /// Code deployed.
+    new_codes: Vec<(B256, Bytes)>,
+    /// Where each transaction that deployed code deployed it.
+    created: Vec<(TxnIndex, Address)>,
+    /// Plain transfers credited as deltas, by transaction (checked only if code was deployed).
+    deferred: Vec<(TxnIndex, Address)>,
+}
+
+/// Moves the outcomes of transactions `range` into `slots`, one per output, counting their
+/// cumulative gas from the start of the range.
+#[allow(clippy::vec_box)]
+fn place_outcomes(
+    env: &ExecutionEnv,
+    txs: &[TxEnv],
+    range: std::ops::Range<TxnIndex>,
+    slots: &mut [std::mem::MaybeUninit<TxOutcome>],
+    outputs: Vec<Box<TxResult>>,
+) -> PlacedOutcomes {
+    let block_gas_limit = i128::from(env.block.gas_limit);
+    let mut placed = PlacedOutcomes {
+        range: range.clone(),
+        gas_used: 0,
+        min_slack: i128::MAX,
+        bloom: Bloom::ZERO,
+        storage_cleared: Vec::new(),
+        new_codes: Vec::new(),
+        created: Vec::new(),
+        deferred: Vec::new(),
+    };
+    for ((txn_idx, slot), output) in range.zip(slots.iter_mut()).zip(outputs) {
+        let TxResult {
+            mut outcome,
+            storage_cleared,
+            new_codes,
+            deferred_recipient,
+            created,
+        } = *output;
+        if let TxOutcome::Included(receipt) = &mut outcome {
+            let gas_limit = txs.get(txn_idx).map_or(0, |tx| tx.gas_limit);
+            placed.min_slack = placed
+                .min_slack
+                .min(block_gas_limit - i128::from(placed.gas_used) - i128::from(gas_limit));
+            placed.gas_used += receipt.gas_used;
+            receipt.cumulative_gas_used = placed.gas_used;
+            placed.bloom |= receipt.logs_bloom;
+        }
+        slot.write(outcome);
+        placed.storage_cleared.extend(storage_cleared);
+        placed.new_codes.extend(new_codes);
+        placed
+            .created
+            .extend(created.into_iter().map(|address| (txn_idx, address)));
+        placed
+            .deferred
+            .extend(deferred_recipient.map(|address| (txn_idx, address)));
+    }
+    placed
 }
 
 /// Share `index` of `count` of `0..n`; the shares in order cover it.
@@ -748,31 +862,33 @@ struct FinalRecord {
     base: Option<Account>,
 }
 
-/// What one worker folded: the records of the accounts of its address groups and the
-/// changed slots (of any account) in its shards.
+/// A slot written by the block: address, slot, final value, committed value.
+type FinalSlot = (Address, U256, U256, U256);
+
+/// What one worker folded: the records of the accounts of its address groups and the slots
+/// (of any account) in its shards.
 struct FoldedGroups {
     /// Sorted by address.
     records: Vec<FinalRecord>,
-    /// Final values of slots that differ from before the block, sorted by address and slot.
-    slots: Vec<(Address, U256, U256)>,
+    /// Sorted by address and slot.
+    slots: Vec<FinalSlot>,
 }
 
 /// Why a fold stopped: a state read failure (`Ok`) or a reason to fall back (`Err`).
 type FoldError = Result<ExecutorError, String>;
 
 /// The first fold step for the key groups `groups`, held in `shards`: account records with
-/// their deltas summed (and the beneficiary's fee lanes added), and slots that changed.
+/// their deltas summed (and the beneficiary's fee lanes added), and the final and committed
+/// value of every slot written.
 fn fold_groups<S: StateReader>(
     state: &S,
     memory: &MvMemory<Location, MemValue>,
     shards: std::ops::Range<usize>,
     groups: std::ops::Range<usize>,
     beneficiary: Address,
-    cleared: &alloy_primitives::map::HashSet<Address>,
 ) -> Result<FoldedGroups, FoldError> {
-    let owns = |address: &Address| groups.contains(&usize::from(address_group(address)));
     let mut records: Vec<FinalRecord> = Vec::with_capacity(memory.locations_in(shards.clone()));
-    let mut slots: Vec<(Address, U256, U256)> = Vec::new();
+    let mut slots: Vec<FinalSlot> = Vec::new();
     let mut lane_fees: Vec<(TxnIndex, MemValue)> = Vec::new();
     // The beneficiary's record: the full value's writer and value, and the deltas above it.
     let mut beneficiary_record: Option<(Option<TxnIndex>, Option<Account>, Vec<MemValue>)> = None;
@@ -823,12 +939,9 @@ fn fold_groups<S: StateReader>(
             })(),
             Location::Storage(address, slot) => match top_down.next() {
                 Some((_, MemValue::Storage(value))) => {
-                    let storage_cleared = !cleared.is_empty() && cleared.contains(address);
-                    match slot_before(state, address, slot, storage_cleared) {
+                    match slot_before(state, address, slot, false) {
                         Ok(before) => {
-                            if *value != before {
-                                slots.push((*address, *slot, *value));
-                            }
+                            slots.push((*address, *slot, *value, before));
                             Ok(())
                         }
                         Err(error) => Err(Ok(error)),
@@ -850,7 +963,8 @@ fn fold_groups<S: StateReader>(
     if let Some(failure) = failure {
         return Err(failure);
     }
-    if owns(&beneficiary) && (beneficiary_record.is_some() || !lane_fees.is_empty()) {
+    let owns_beneficiary = groups.contains(&usize::from(address_group(&beneficiary)));
+    if owns_beneficiary && (beneficiary_record.is_some() || !lane_fees.is_empty()) {
         let base = committed(&beneficiary)?;
         let (floor, below, deltas) = beneficiary_record.unwrap_or((None, base, Vec::new()));
         let written = beneficiary_account(
@@ -867,31 +981,15 @@ fn fold_groups<S: StateReader>(
         });
     }
     records.sort_unstable_by_key(|record| record.address);
-    // Accounts created or deleted without a final record cannot occur (creation and deletion
-    // both write the record), but stay correct if they do.
-    let mut unwritten = Vec::new();
-    for address in cleared.iter().filter(|address| owns(address)) {
-        if records
-            .binary_search_by_key(address, |record| record.address)
-            .is_err()
-        {
-            unwritten.push(FinalRecord {
-                address: *address,
-                written: None,
-                base: committed(address)?,
-            });
-        }
-    }
-    if !unwritten.is_empty() {
-        records.extend(unwritten);
-        records.sort_unstable_by_key(|record| record.address);
-    }
-    slots.sort_unstable_by_key(|(address, slot, _)| (*address, *slot));
+    slots.sort_unstable_by_key(|(address, slot, ..)| (*address, *slot));
     Ok(FoldedGroups { records, slots })
 }
 
 /// The second fold step: the normalized updates of the accounts of address groups `groups`,
 /// joining the records of `parts[index]` with their slots from every part, in address order.
+/// Accounts in `cleared` have their storage before the block voided; those without a final
+/// record or slot cannot occur (creation and deletion both write the record), but stay
+/// correct if they do.
 fn join_groups<S: StateReader>(
     state: &S,
     parts: &[FoldedGroups],
@@ -899,19 +997,20 @@ fn join_groups<S: StateReader>(
     groups: std::ops::Range<usize>,
     cleared: &alloy_primitives::map::HashSet<Address>,
 ) -> Result<Vec<(Address, AccountUpdate)>, ExecutorError> {
-    let in_groups = |address: &Address| usize::from(address_group(address));
+    let in_groups = |address: &Address| groups.contains(&usize::from(address_group(address)));
     // Each part's slots of these groups: a run of its sorted list.
-    let mut runs: Vec<&[(Address, U256, U256)]> = parts
+    let mut runs: Vec<&[FinalSlot]> = parts
         .iter()
         .map(|part| {
+            let group = |address: &Address| usize::from(address_group(address));
             let slots = &part.slots[..];
-            let start = slots.partition_point(|(a, ..)| in_groups(a) < groups.start);
-            let end = slots.partition_point(|(a, ..)| in_groups(a) < groups.end);
+            let start = slots.partition_point(|(a, ..)| group(a) < groups.start);
+            let end = slots.partition_point(|(a, ..)| group(a) < groups.end);
             &slots[start..end]
         })
         .collect();
     // The smallest (address, slot) at the heads of the runs.
-    let next_slot = |runs: &mut Vec<&[(Address, U256, U256)]>| {
+    let next_slot = |runs: &mut Vec<&[FinalSlot]>| {
         let (at, _) = runs
             .iter()
             .enumerate()
@@ -921,36 +1020,41 @@ fn join_groups<S: StateReader>(
         runs[at] = rest;
         Some(*head)
     };
+    let mut extra: Vec<Address> = cleared.iter().filter(|a| in_groups(a)).copied().collect();
+    extra.sort_unstable();
+    let mut extra = extra.into_iter().peekable();
     let records = parts.get(index).map_or(&[][..], |part| &part.records[..]);
     let mut records = records.iter().peekable();
     let mut pending_slot = next_slot(&mut runs);
     let mut updates = Vec::with_capacity(records.len());
     loop {
-        let address = match (records.peek(), &pending_slot) {
-            (Some(record), Some((slot_address, ..))) => record.address.min(*slot_address),
-            (Some(record), None) => record.address,
-            (None, Some((slot_address, ..))) => *slot_address,
-            (None, None) => break,
-        };
+        let address = [
+            records.peek().map(|record| record.address),
+            pending_slot.map(|(address, ..)| address),
+            extra.peek().copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(address) = address else { break };
         let record = records.next_if(|record| record.address == address);
-        let mut changed_slots = Vec::new();
-        while let Some((slot_address, slot, value)) = pending_slot
+        extra.next_if_eq(&address);
+        let storage_cleared = !cleared.is_empty() && cleared.contains(&address);
+        let mut changed_slots = BTreeMap::new();
+        while let Some((slot_address, slot, value, before)) = pending_slot
             && slot_address == address
         {
-            changed_slots.push((slot, value));
+            let before = if storage_cleared { U256::ZERO } else { before };
+            if value != before {
+                changed_slots.insert(slot, value);
+            }
             pending_slot = next_slot(&mut runs);
         }
         let (written, base) = match record {
             Some(record) => (record.written, record.base),
             None => (None, state.account(&address).map_err(state_error)?),
         };
-        let storage_cleared = !cleared.is_empty() && cleared.contains(&address);
-        if let Some(update) = normalized_update(
-            base,
-            written,
-            storage_cleared,
-            changed_slots.into_iter().collect(),
-        ) {
+        if let Some(update) = normalized_update(base, written, storage_cleared, changed_slots) {
             updates.push((address, update));
         }
     }

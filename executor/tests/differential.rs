@@ -443,3 +443,36 @@ fn contract_deployed_at_a_paid_address_falls_back_to_sequential() {
         "the deferred credit must be detected"
     );
 }
+
+#[test]
+fn the_block_gas_limit_cuts_the_block_as_sequentially() {
+    use workload::{WorkloadConfig, WorkloadKind, generate};
+    // 300 transfers of 21,000 gas each, spread over 4 shares of 8 workers' outcomes. A limit
+    // of 6,300,000 fits all of them exactly; 4,000,000 stops the block after 190, so that the
+    // rest are skipped and the parallel run must not keep them.
+    let w = generate(&WorkloadConfig {
+        kind: WorkloadKind::Transfer,
+        accounts: 300,
+        txs: 300,
+        seed: 5,
+    });
+    let codes = CodeCache::default();
+    for (limit, fits) in [(6_300_000u64, true), (4_000_000, false)] {
+        let mut block = w.env.block.clone();
+        block.gas_limit = limit;
+        let env = ExecutionEnv::with_spec(block, w.env.spec);
+        let expected = execute_sequential(&w.state, &env, &w.txs, &codes).unwrap();
+        let skipped = expected
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, TxOutcome::Skipped(_)))
+            .count();
+        assert_eq!(skipped, if fits { 0 } else { 110 }, "limit {limit}");
+        for threads in [1, 2, 8] {
+            let (output, stats) =
+                execute_parallel(&w.state, &env, &w.txs, &codes, runner(threads)).unwrap();
+            assert_eq!(output, expected, "limit {limit}, {threads} threads");
+            assert_eq!(stats.fallback.is_none(), fits, "limit {limit}: {stats:?}");
+        }
+    }
+}
