@@ -3,7 +3,8 @@
 //! run's wall time (and, for the parallel executor, its Block-STM run and final fold).
 //!
 //! Run: `cargo run --profile release -p chain-benches --example execution_profile --
-//! [transfer|erc20|amm] [accounts] [par|seq] [runs] [threads]`, e.g. under `perf record`.
+//! [transfer|erc20|amm] [accounts] [par|seq] [runs] [threads] [txs]`, e.g. under `perf
+//! record`.
 //! Set `MIMALLOC_PURGE_DELAY=3000 MIMALLOC_ARENA_EAGER_COMMIT=1`, the allocator settings
 //! `chaind` applies itself, to see what it sees. The median leaves out the first three runs
 //! (the allocator's arenas and the caches growing).
@@ -31,10 +32,11 @@ fn main() {
     };
     let runs: usize = arg(3, "50").parse().expect("runs: a number");
     let threads: NonZeroUsize = arg(4, "2").parse().expect("threads: a positive number");
+    let txs: usize = arg(5, "10000").parse().expect("txs: a number");
     let workload = generate(&WorkloadConfig {
         kind,
         accounts,
-        txs: 10_000,
+        txs,
         seed: 1,
     });
     let runner = BlockStm::new(threads);

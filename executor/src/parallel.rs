@@ -31,7 +31,6 @@ use chain_scheduler::{
     BlockStm, MvMemory, MvRead, MvValue, SchedulerError, TaskError, TaskOutput, TransactionTask,
     TxnIndex, TxnView, fold_deltas,
 };
-use crossbeam_utils::CachePadded;
 use parking_lot::RwLock;
 use revm::{
     context::{DBErrorMarker, TxEnv, result::EVMError},
@@ -176,9 +175,9 @@ struct EvmTask<'a, S> {
     codes: &'a CodeCache,
     /// Code deployed by this block, by any incarnation (content-addressed, so never wrong).
     new_code: RwLock<HashMap<B256, Bytecode>>,
-    /// Executions started, for the abort-rate statistic. Relaxed: a counter read after the
-    /// workers joined.
-    executions: CachePadded<AtomicUsize>,
+    /// Executions started, for the abort-rate statistic, summed once per worker at the end of
+    /// the run. Relaxed: read after the workers joined.
+    executions: AtomicUsize,
     /// Nanoseconds the workers spent inside the EVM, summed once per worker at the end of the
     /// run. Relaxed: read after the workers joined.
     busy_ns: AtomicU64,
@@ -218,6 +217,26 @@ impl<S: StateReader> EvmTask<'_, S> {
     }
 }
 
+/// A copy of `code` that shares no memory with it (and so no reference count), with its jump
+/// table as analysed already.
+fn private_copy(code: &Bytecode) -> Bytecode {
+    match code.legacy_jump_table() {
+        Some(jump_table) if !code.bytecode().is_empty() => {
+            // SAFETY: the bytes, their length and the jump table are those of a bytecode that
+            // revm analysed and padded itself; copying them keeps every invariant
+            // `new_analyzed` asks for.
+            unsafe {
+                Bytecode::new_analyzed(
+                    Bytes::copy_from_slice(code.bytecode()),
+                    code.len(),
+                    jump_table.clone(),
+                )
+            }
+        }
+        _ => code.clone(),
+    }
+}
+
 /// revm's database for the incarnations one worker executes.
 ///
 /// The worker keeps one EVM for the whole block (building one per transaction cost more than
@@ -234,6 +253,12 @@ struct WorkerDb<S> {
     loaded: HashMap<Address, Option<Account>>,
     /// Time this worker spent executing transactions, in nanoseconds.
     busy_ns: u64,
+    /// Transactions this worker executed (re-executions included).
+    executions: usize,
+    /// The code this worker ran in this block, as copies of its own: every execution clones
+    /// and drops the code of the contracts it calls, and on a shared copy each clone and drop
+    /// would pass the reference count's cache line between the workers.
+    codes: HashMap<B256, Bytecode>,
     _state: std::marker::PhantomData<fn() -> S>,
 }
 
@@ -245,6 +270,8 @@ impl<S: StateReader> WorkerDb<S> {
             deferred_recipient: None,
             loaded: HashMap::default(),
             busy_ns: 0,
+            executions: 0,
+            codes: HashMap::default(),
             _state: std::marker::PhantomData,
         }
     }
@@ -304,6 +331,19 @@ impl<S: StateReader> WorkerDb<S> {
 }
 
 impl<S: StateReader> WorkerDb<S> {
+    /// The code with hash `hash`, from this worker's copies.
+    fn code(&mut self, hash: B256) -> Result<Option<Bytecode>, MvDbError> {
+        if let Some(code) = self.codes.get(&hash) {
+            return Ok(Some(code.clone()));
+        }
+        let Some(shared) = self.task()?.code(hash)? else {
+            return Ok(None);
+        };
+        let own = private_copy(&shared);
+        self.codes.insert(hash, own.clone());
+        Ok(Some(own))
+    }
+
     /// The beneficiary's account: its record plus the fees in the lanes (see the module docs).
     fn read_beneficiary(&mut self, address: Address) -> Result<Option<Account>, MvDbError> {
         let view = self.view()?;
@@ -355,7 +395,7 @@ impl<S: StateReader> revm::Database for WorkerDb<S> {
             return Ok(None);
         };
         let code = if account.has_code() {
-            self.task()?.code(account.code_hash)?
+            self.code(account.code_hash)?
         } else {
             None
         };
@@ -363,7 +403,7 @@ impl<S: StateReader> revm::Database for WorkerDb<S> {
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        Ok(self.task()?.code(code_hash)?.unwrap_or_default())
+        Ok(self.code(code_hash)?.unwrap_or_default())
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, Self::Error> {
@@ -419,8 +459,9 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
     }
 
     fn retire_worker(&self, evm: Self::Worker) {
-        let busy_ns = evm.ctx.journaled_state.database.busy_ns;
-        self.busy_ns.fetch_add(busy_ns, Ordering::Relaxed);
+        let db = &evm.ctx.journaled_state.database;
+        self.busy_ns.fetch_add(db.busy_ns, Ordering::Relaxed);
+        self.executions.fetch_add(db.executions, Ordering::Relaxed);
     }
 
     fn execute(
@@ -430,7 +471,6 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
         _incarnation: chain_scheduler::Incarnation,
         view: &mut TxnView<'_, Location, MemValue>,
     ) -> Result<TaskOutput<Location, MemValue, Box<TxResult>>, TaskError<ExecutorError>> {
-        self.executions.fetch_add(1, Ordering::Relaxed);
         let tx = &self.txs[txn_idx];
         let fatal = |e: MvDbError| match e {
             MvDbError::Dependency(blocking) => TaskError::Dependency(blocking),
@@ -442,6 +482,7 @@ impl<S: StateReader> TransactionTask for EvmTask<'_, S> {
         };
         let deferred_recipient = self.deferred_recipient(tx).map_err(fatal)?;
         let db = &mut evm.ctx.journaled_state.database;
+        db.executions += 1;
         db.task = (self as *const Self).cast();
         db.view = (view as *mut TxnView<'_, Location, MemValue>).cast();
         db.deferred_recipient = deferred_recipient;
@@ -590,7 +631,7 @@ pub fn execute_parallel<S: StateReader>(
         txs,
         codes,
         new_code: RwLock::new(HashMap::default()),
-        executions: CachePadded::new(AtomicUsize::new(0)),
+        executions: AtomicUsize::new(0),
         busy_ns: AtomicU64::new(0),
         sender_reused,
     };

@@ -152,9 +152,11 @@ pub struct BlockRun<'t, T: TransactionTask> {
     /// Executions that ended early on a dependency or were aborted by validation. Relaxed: a
     /// heuristic counter, incremented only on waste, so uncontended blocks never touch it.
     wasted: crossbeam_utils::CachePadded<crate::sync::AtomicUsize>,
-    /// Executions started. Relaxed: a statistic and a heuristic's denominator; a stale read
-    /// only delays or advances the contention decision by a few executions.
-    executions: crossbeam_utils::CachePadded<crate::sync::AtomicUsize>,
+    /// Executions started, per worker slot (see [`Scheduler::worker_slot`]) so that counting
+    /// does not pass a cache line between the workers on every transaction. Relaxed: a
+    /// statistic and a heuristic's denominator; a stale read only delays or advances the
+    /// contention decision by a few executions.
+    executions: Box<[crossbeam_utils::CachePadded<crate::sync::AtomicUsize>]>,
 }
 
 /// When a block is so contended that Block-STM would be slower than executing it in order,
@@ -204,13 +206,18 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
             failure: Mutex::new(None),
             contention: limit,
             wasted: crossbeam_utils::CachePadded::new(crate::sync::AtomicUsize::new(0)),
-            executions: crossbeam_utils::CachePadded::new(crate::sync::AtomicUsize::new(0)),
+            executions: (0..crate::scheduler::WORKER_SLOTS)
+                .map(|_| crossbeam_utils::CachePadded::new(crate::sync::AtomicUsize::new(0)))
+                .collect(),
         }
     }
 
     /// Executions started so far (re-executions included).
     pub fn executions(&self) -> usize {
-        self.executions.load(crate::sync::Ordering::Relaxed)
+        self.executions
+            .iter()
+            .map(|count| count.load(crate::sync::Ordering::Relaxed))
+            .sum()
     }
 
     /// Counts a wasted execution and stops the run if the block is too contended.
@@ -231,13 +238,14 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
     /// One worker: takes tasks until the block is done. Run it on every thread.
     pub fn work(&self) {
         let mut worker = self.task.worker();
+        let slot = self.scheduler.worker_slot();
         let mut task = None;
         while !self.scheduler.done() {
             task = match task {
-                Some(Task::Execution(version)) => self.try_execute(&mut worker, version),
-                Some(Task::Validation(version)) => self.validate(version),
+                Some(Task::Execution(version)) => self.try_execute(&mut worker, version, slot),
+                Some(Task::Validation(version)) => self.validate(version, slot),
                 None => {
-                    let next = self.scheduler.next_task();
+                    let next = self.scheduler.next_task(slot);
                     if next.is_none() {
                         spin_hint();
                     }
@@ -248,13 +256,14 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
         self.task.retire_worker(worker);
     }
 
-    fn try_execute(&self, worker: &mut T::Worker, version: Version) -> Option<Task> {
+    fn try_execute(&self, worker: &mut T::Worker, version: Version, slot: usize) -> Option<Task> {
         let Version {
             txn_idx,
             incarnation,
         } = version;
         loop {
-            self.executions.fetch_add(1, crate::sync::Ordering::Relaxed);
+            self.executions[slot % self.executions.len()]
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
             let mut view = TxnView::new(&self.memory, txn_idx);
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 self.task.execute(worker, txn_idx, incarnation, &mut view)
@@ -267,6 +276,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
                         txn_idx,
                         incarnation,
                         wrote_new_location,
+                        slot,
                     );
                 }
                 Ok(Err(TaskError::Dependency(blocking))) => {
@@ -275,7 +285,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
                         return None;
                     }
                     self.waste();
-                    if self.scheduler.add_dependency(txn_idx, blocking) {
+                    if self.scheduler.add_dependency(txn_idx, blocking, slot) {
                         return None;
                     }
                     // The blocking transaction finished meanwhile: run again at once.
@@ -297,7 +307,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
         }
     }
 
-    fn validate(&self, version: Version) -> Option<Task> {
+    fn validate(&self, version: Version, slot: usize) -> Option<Task> {
         let Version {
             txn_idx,
             incarnation,
@@ -308,7 +318,7 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
             self.memory.convert_writes_to_estimates(txn_idx);
             self.waste();
         }
-        self.scheduler.finish_validation(txn_idx, aborted)
+        self.scheduler.finish_validation(txn_idx, aborted, slot)
     }
 
     fn fail(&self, error: SchedulerError<T::Error>) {

@@ -41,6 +41,9 @@ struct TxnState {
     status: Status,
 }
 
+/// Slots of the active-task count: workers beyond this many share slots.
+pub(crate) const WORKER_SLOTS: usize = if cfg!(loom) { 2 } else { 16 };
+
 /// The shared task dispenser of one block.
 ///
 /// Memory ordering: every atomic here uses `SeqCst`. The algorithm's correctness argument (and
@@ -57,8 +60,14 @@ pub struct Scheduler {
     validation_idx: CachePadded<AtomicUsize>,
     /// Number of times either index was moved down. `SeqCst`: see the type's docs.
     decrease_cnt: CachePadded<AtomicUsize>,
-    /// Tasks handed out and not finished. `SeqCst`: see the type's docs.
-    num_active_tasks: CachePadded<AtomicUsize>,
+    /// Tasks handed out and not finished, counted per worker slot: every task is counted in
+    /// the slot of the worker that runs it (a task passed on as a return value stays with that
+    /// worker), so a worker only ever updates its own cache line, and only `check_done` adds
+    /// them up. The sum is the paper's single counter. `SeqCst`: see the type's docs.
+    num_active_tasks: Box<[CachePadded<AtomicUsize>]>,
+    /// Hands out worker slots. Relaxed: any assignment is correct (workers that share a slot
+    /// share its counter); it only spreads them.
+    next_worker_slot: AtomicUsize,
     /// Set once every transaction is executed and validated (or the block is halted).
     /// `SeqCst` so that a worker that sees it also sees every write made before it.
     done_marker: CachePadded<AtomicBool>,
@@ -79,7 +88,10 @@ impl Scheduler {
             execution_idx: CachePadded::new(AtomicUsize::new(0)),
             validation_idx: CachePadded::new(AtomicUsize::new(0)),
             decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
-            num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
+            num_active_tasks: (0..WORKER_SLOTS)
+                .map(|_| CachePadded::new(AtomicUsize::new(0)))
+                .collect(),
+            next_worker_slot: AtomicUsize::new(0),
             done_marker: CachePadded::new(AtomicBool::new(num_txns == 0)),
             txn_dependency: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
             txn_status: (0..num_txns)
@@ -91,6 +103,16 @@ impl Scheduler {
                 })
                 .collect(),
         }
+    }
+
+    /// A slot for one worker's active-task count. Each worker takes one before its first task
+    /// and passes it to every call that starts or ends a task.
+    pub fn worker_slot(&self) -> usize {
+        self.next_worker_slot.fetch_add(1, Ordering::Relaxed) % WORKER_SLOTS
+    }
+
+    fn active(&self, slot: usize) -> &AtomicUsize {
+        &self.num_active_tasks[slot % WORKER_SLOTS]
     }
 
     /// Number of transactions in the block.
@@ -111,18 +133,23 @@ impl Scheduler {
 
     /// The next task for a worker, or `None` if there is nothing to do right now (the caller
     /// checks [`Scheduler::done`] and asks again).
-    pub fn next_task(&self) -> Option<Task> {
+    pub fn next_task(&self, slot: usize) -> Option<Task> {
         if self.validation_idx.load(Ordering::SeqCst) < self.execution_idx.load(Ordering::SeqCst) {
-            self.next_version_to_validate().map(Task::Validation)
+            self.next_version_to_validate(slot).map(Task::Validation)
         } else {
-            self.next_version_to_execute().map(Task::Execution)
+            self.next_version_to_execute(slot).map(Task::Execution)
         }
     }
 
     /// Suspends `txn_idx` (whose execution read an ESTIMATE written by `blocking_txn_idx`)
     /// until `blocking_txn_idx` finishes executing. Returns `false` if it already has, in which
     /// case the caller re-executes `txn_idx` at once.
-    pub fn add_dependency(&self, txn_idx: TxnIndex, blocking_txn_idx: TxnIndex) -> bool {
+    pub fn add_dependency(
+        &self,
+        txn_idx: TxnIndex,
+        blocking_txn_idx: TxnIndex,
+        slot: usize,
+    ) -> bool {
         debug_assert!(blocking_txn_idx < txn_idx);
         {
             let mut dependents = self.txn_dependency[blocking_txn_idx].lock();
@@ -137,7 +164,7 @@ impl Scheduler {
             }
             dependents.push(txn_idx);
         }
-        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.active(slot).fetch_sub(1, Ordering::SeqCst);
         true
     }
 
@@ -151,6 +178,7 @@ impl Scheduler {
         txn_idx: TxnIndex,
         incarnation: Incarnation,
         wrote_new_location: bool,
+        slot: usize,
     ) -> Option<Task> {
         {
             let mut state = self.txn_status[txn_idx].lock();
@@ -167,7 +195,7 @@ impl Scheduler {
                 return Some(Task::Validation(Version::new(txn_idx, incarnation)));
             }
         }
-        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.active(slot).fetch_sub(1, Ordering::SeqCst);
         None
     }
 
@@ -185,18 +213,18 @@ impl Scheduler {
 
     /// Ends a validation task. After an abort, schedules the next incarnation (returned to the
     /// caller when it can run it at once) and revalidation of every higher transaction.
-    pub fn finish_validation(&self, txn_idx: TxnIndex, aborted: bool) -> Option<Task> {
+    pub fn finish_validation(&self, txn_idx: TxnIndex, aborted: bool, slot: usize) -> Option<Task> {
         if aborted {
             self.set_ready_status(txn_idx);
             self.decrease_validation_idx(txn_idx + 1);
             if self.execution_idx.load(Ordering::SeqCst) > txn_idx
                 && let Some(version) = self.try_incarnate(txn_idx)
             {
-                // The validation task's slot in num_active_tasks passes to this execution.
+                // The validation task's count in num_active_tasks passes to this execution.
                 return Some(Task::Execution(version));
             }
         }
-        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.active(slot).fetch_sub(1, Ordering::SeqCst);
         None
     }
 
@@ -222,7 +250,10 @@ impl Scheduler {
         let execution_idx = self.execution_idx.load(Ordering::SeqCst);
         let validation_idx = self.validation_idx.load(Ordering::SeqCst);
         if execution_idx.min(validation_idx) >= self.num_txns
-            && self.num_active_tasks.load(Ordering::SeqCst) == 0
+            && self
+                .num_active_tasks
+                .iter()
+                .all(|active| active.load(Ordering::SeqCst) == 0)
             && observed_cnt == self.decrease_cnt.load(Ordering::SeqCst)
         {
             self.done_marker.store(true, Ordering::SeqCst);
@@ -242,26 +273,26 @@ impl Scheduler {
         None
     }
 
-    fn next_version_to_execute(&self) -> Option<Version> {
+    fn next_version_to_execute(&self, slot: usize) -> Option<Version> {
         if self.execution_idx.load(Ordering::SeqCst) >= self.num_txns {
             self.check_done();
             return None;
         }
-        self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        self.active(slot).fetch_add(1, Ordering::SeqCst);
         let idx = self.execution_idx.fetch_add(1, Ordering::SeqCst);
         let version = self.try_incarnate(idx);
         if version.is_none() {
-            self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+            self.active(slot).fetch_sub(1, Ordering::SeqCst);
         }
         version
     }
 
-    fn next_version_to_validate(&self) -> Option<Version> {
+    fn next_version_to_validate(&self, slot: usize) -> Option<Version> {
         if self.validation_idx.load(Ordering::SeqCst) >= self.num_txns {
             self.check_done();
             return None;
         }
-        self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        self.active(slot).fetch_add(1, Ordering::SeqCst);
         let idx = self.validation_idx.fetch_add(1, Ordering::SeqCst);
         if idx < self.num_txns {
             let state = self.txn_status[idx].lock();
@@ -269,7 +300,7 @@ impl Scheduler {
                 return Some(Version::new(idx, state.incarnation));
             }
         }
-        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.active(slot).fetch_sub(1, Ordering::SeqCst);
         None
     }
 
@@ -304,87 +335,87 @@ mod tests {
     #[test]
     fn executes_and_validates_in_order() {
         let s = Scheduler::new(2);
-        assert_eq!(s.next_task(), exec(0, 0));
-        assert_eq!(s.finish_execution(0, 0, false), None);
-        assert_eq!(s.next_task(), val(0, 0));
-        assert_eq!(s.finish_validation(0, false), None);
-        assert_eq!(s.next_task(), exec(1, 0));
-        assert_eq!(s.finish_execution(1, 0, false), None);
-        assert_eq!(s.next_task(), val(1, 0));
-        assert_eq!(s.finish_validation(1, false), None);
+        assert_eq!(s.next_task(0), exec(0, 0));
+        assert_eq!(s.finish_execution(0, 0, false, 0), None);
+        assert_eq!(s.next_task(0), val(0, 0));
+        assert_eq!(s.finish_validation(0, false, 0), None);
+        assert_eq!(s.next_task(0), exec(1, 0));
+        assert_eq!(s.finish_execution(1, 0, false, 0), None);
+        assert_eq!(s.next_task(0), val(1, 0));
+        assert_eq!(s.finish_validation(1, false, 0), None);
         assert!(!s.done());
-        assert_eq!(s.next_task(), None);
+        assert_eq!(s.next_task(0), None);
         assert!(s.done());
     }
 
     #[test]
     fn validation_skips_unexecuted_transactions() {
         let s = Scheduler::new(2);
-        assert_eq!(s.next_task(), exec(0, 0));
+        assert_eq!(s.next_task(0), exec(0, 0));
         // validation_idx (0) < execution_idx (1), but 0 is still executing: nothing to do.
-        assert_eq!(s.next_task(), None);
+        assert_eq!(s.next_task(0), None);
         // validation_idx is now 1 == execution_idx: the next task executes 1.
-        assert_eq!(s.next_task(), exec(1, 0));
+        assert_eq!(s.next_task(0), exec(1, 0));
         // 0 finishes after validation_idx passed it: it validates itself at once.
-        assert_eq!(s.finish_execution(0, 0, false), val(0, 0));
-        assert_eq!(s.finish_validation(0, false), None);
+        assert_eq!(s.finish_execution(0, 0, false, 0), val(0, 0));
+        assert_eq!(s.finish_validation(0, false, 0), None);
         // validation_idx (1) is not past 1: its validation is left to the next free worker.
-        assert_eq!(s.finish_execution(1, 0, false), None);
-        assert_eq!(s.next_task(), val(1, 0));
-        assert_eq!(s.finish_validation(1, false), None);
-        assert_eq!(s.next_task(), None);
+        assert_eq!(s.finish_execution(1, 0, false, 0), None);
+        assert_eq!(s.next_task(0), val(1, 0));
+        assert_eq!(s.finish_validation(1, false, 0), None);
+        assert_eq!(s.next_task(0), None);
         assert!(s.done());
     }
 
     #[test]
     fn abort_reincarnates_and_revalidates_higher() {
         let s = Scheduler::new(2);
-        assert_eq!(s.next_task(), exec(0, 0));
-        assert_eq!(s.finish_execution(0, 0, false), None);
-        assert_eq!(s.next_task(), val(0, 0));
+        assert_eq!(s.next_task(0), exec(0, 0));
+        assert_eq!(s.finish_execution(0, 0, false, 0), None);
+        assert_eq!(s.next_task(0), val(0, 0));
         assert!(s.try_validation_abort(0, 0));
         assert!(
             !s.try_validation_abort(0, 0),
             "only one validator may abort"
         );
-        assert_eq!(s.finish_validation(0, true), exec(0, 1));
+        assert_eq!(s.finish_validation(0, true, 0), exec(0, 1));
         assert_eq!(s.state(0), (1, Status::Executing));
         // validation_idx was lowered to 1, past 0: the re-execution validates itself.
         assert_eq!(
-            s.finish_execution(0, 1, true),
+            s.finish_execution(0, 1, true, 0),
             None,
             "new location: validation_idx drops"
         );
-        assert_eq!(s.next_task(), val(0, 1));
-        assert_eq!(s.finish_validation(0, false), None);
-        assert_eq!(s.next_task(), exec(1, 0));
-        assert_eq!(s.finish_execution(1, 0, false), None);
-        assert_eq!(s.next_task(), val(1, 0));
-        assert_eq!(s.finish_validation(1, false), None);
-        assert_eq!(s.next_task(), None);
+        assert_eq!(s.next_task(0), val(0, 1));
+        assert_eq!(s.finish_validation(0, false, 0), None);
+        assert_eq!(s.next_task(0), exec(1, 0));
+        assert_eq!(s.finish_execution(1, 0, false, 0), None);
+        assert_eq!(s.next_task(0), val(1, 0));
+        assert_eq!(s.finish_validation(1, false, 0), None);
+        assert_eq!(s.next_task(0), None);
         assert!(s.done());
     }
 
     #[test]
     fn dependency_suspends_until_blocking_finishes() {
         let s = Scheduler::new(2);
-        assert_eq!(s.next_task(), exec(0, 0));
-        assert_eq!(s.next_task(), None);
-        assert_eq!(s.next_task(), exec(1, 0));
-        assert!(s.add_dependency(1, 0));
+        assert_eq!(s.next_task(0), exec(0, 0));
+        assert_eq!(s.next_task(0), None);
+        assert_eq!(s.next_task(0), exec(1, 0));
+        assert!(s.add_dependency(1, 0, 0));
         assert_eq!(s.state(1), (0, Status::Aborting));
         assert!(!s.done());
-        assert_eq!(s.finish_execution(0, 0, true), None);
+        assert_eq!(s.finish_execution(0, 0, true, 0), None);
         assert_eq!(s.state(1), (1, Status::ReadyToExecute));
         // execution_idx went back to 1; validation_idx to 0.
-        assert_eq!(s.next_task(), val(0, 0));
-        assert_eq!(s.finish_validation(0, false), None);
-        assert_eq!(s.next_task(), exec(1, 1));
-        assert_eq!(s.finish_execution(1, 1, false), None);
+        assert_eq!(s.next_task(0), val(0, 0));
+        assert_eq!(s.finish_validation(0, false, 0), None);
+        assert_eq!(s.next_task(0), exec(1, 1));
+        assert_eq!(s.finish_execution(1, 1, false, 0), None);
         assert!(!s.add_dependency_possible(0));
-        assert_eq!(s.next_task(), val(1, 1));
-        assert_eq!(s.finish_validation(1, false), None);
-        assert_eq!(s.next_task(), None);
+        assert_eq!(s.next_task(0), val(1, 1));
+        assert_eq!(s.finish_validation(1, false, 0), None);
+        assert_eq!(s.next_task(0), None);
         assert!(s.done());
     }
 
@@ -398,6 +429,6 @@ mod tests {
     fn empty_block_is_done() {
         let s = Scheduler::new(0);
         assert!(s.done());
-        assert_eq!(s.next_task(), None);
+        assert_eq!(s.next_task(0), None);
     }
 }
