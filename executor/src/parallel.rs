@@ -928,8 +928,12 @@ fn fold_groups<S: StateReader>(
     groups: std::ops::Range<usize>,
     beneficiary: Address,
 ) -> Result<FoldedGroups, FoldError> {
-    let mut records: Vec<FinalRecord> = Vec::with_capacity(memory.locations_in(shards.clone()));
-    let mut slots: Vec<FinalSlot> = Vec::new();
+    // Room for every location of these shards in both lists: one allocation each, as growing
+    // them would copy megabytes (and fault in fresh pages for each copy). Untouched capacity
+    // costs address space only.
+    let locations = memory.locations_in(shards.clone());
+    let mut records: Vec<FinalRecord> = Vec::with_capacity(locations);
+    let mut slots: Vec<FinalSlot> = Vec::with_capacity(locations);
     let mut lane_fees: Vec<(TxnIndex, MemValue)> = Vec::new();
     // The beneficiary's record: the full value's writer and value, and the deltas above it.
     let mut beneficiary_record: Option<(Option<TxnIndex>, Option<Account>, Vec<MemValue>)> = None;
