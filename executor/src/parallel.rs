@@ -934,7 +934,6 @@ fn fold_groups<S: StateReader>(
     let locations = memory.locations_in(shards.clone());
     let mut records: Vec<FinalRecord> = Vec::with_capacity(locations);
     let mut slots: Vec<FinalSlot> = Vec::with_capacity(locations);
-    let mut lane_fees: Vec<(TxnIndex, MemValue)> = Vec::new();
     // The beneficiary's record: the full value's writer and value, and the deltas above it.
     let mut beneficiary_record: Option<(Option<TxnIndex>, Option<Account>, Vec<MemValue>)> = None;
     let mut failure: Option<FoldError> = None;
@@ -944,10 +943,8 @@ fn fold_groups<S: StateReader>(
             return;
         }
         let folded = match location {
-            Location::FeeLane { .. } => {
-                lane_fees.extend(top_down.map(|(txn_idx, value)| (txn_idx, value.clone())));
-                Ok(())
-            }
+            // Read below, once the beneficiary's record is known.
+            Location::FeeLane { .. } => Ok(()),
             Location::Account(address) => (|| {
                 let mut deltas = Vec::new();
                 let mut below = None;
@@ -1009,24 +1006,60 @@ fn fold_groups<S: StateReader>(
         return Err(failure);
     }
     let owns_beneficiary = groups.contains(&usize::from(address_group(&beneficiary)));
-    if owns_beneficiary && (beneficiary_record.is_some() || !lane_fees.is_empty()) {
+    if owns_beneficiary {
         let base = committed(&beneficiary)?;
+        let record_written = beneficiary_record.is_some();
         let (floor, below, deltas) = beneficiary_record.unwrap_or((None, base, Vec::new()));
-        let written = beneficiary_account(
-            below,
-            floor,
-            &deltas,
-            lane_fees.iter().map(|(txn_idx, value)| (*txn_idx, value)),
-        )
-        .map_err(|reason| Err(reason.to_owned()))?;
-        records.push(FinalRecord {
-            address: beneficiary,
-            written: Some(written),
-            base,
-        });
+        // The lanes' fees above the record's writer, summed where they lie.
+        let mut fees = U256::ZERO;
+        let mut paid = false;
+        let mut invalid = false;
+        for lane in 0..FEE_LANES {
+            let location = Location::FeeLane {
+                group: address_group(&beneficiary),
+                lane,
+            };
+            let visited = memory.for_final_of(&location, |top_down| {
+                for (txn_idx, value) in top_down {
+                    match value {
+                        _ if floor.is_some_and(|floor| txn_idx <= floor) => {}
+                        MemValue::BalanceAdd(amount) => {
+                            fees = fees.saturating_add(*amount);
+                            paid = true;
+                        }
+                        _ => invalid = true,
+                    }
+                }
+            });
+            if let Err(txn_idx) = visited {
+                return Err(Err(SchedulerError::<ExecutorError>::EstimateLeft {
+                    txn_idx,
+                }
+                .to_string()));
+            }
+        }
+        if invalid {
+            return Err(Err("a full value in a fee lane".to_owned()));
+        }
+        if record_written || paid {
+            let lane_sum = paid.then_some((TxnIndex::MAX, MemValue::BalanceAdd(fees)));
+            let written = beneficiary_account(
+                below,
+                floor,
+                &deltas,
+                lane_sum.iter().map(|(txn_idx, value)| (*txn_idx, value)),
+            )
+            .map_err(|reason| Err(reason.to_owned()))?;
+            records.push(FinalRecord {
+                address: beneficiary,
+                written: Some(written),
+                base,
+            });
+        }
     }
     records.sort_unstable_by_key(|record| record.address);
-    slots.sort_unstable_by_key(|(address, slot, ..)| (*address, *slot));
+    // By reference: copying the keys out for every comparison costs more than comparing.
+    slots.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     Ok(FoldedGroups { records, slots })
 }
 

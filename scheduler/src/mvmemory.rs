@@ -195,6 +195,23 @@ impl<V> Versions<V> {
     }
 }
 
+/// Calls `visit` with the final writes to one location, top-down, or fails with the writer of
+/// an ESTIMATE left there.
+fn visit_final<V>(
+    versions: &Versions<V>,
+    visit: impl FnOnce(&mut dyn Iterator<Item = (TxnIndex, &V)>),
+) -> Result<(), TxnIndex> {
+    if let Some((&idx, _)) = versions.iter().find(|(_, c)| matches!(c, Cell::Estimate)) {
+        return Err(idx);
+    }
+    let mut top_down = versions.iter().rev().filter_map(|(idx, cell)| match cell {
+        Cell::Written { value, .. } => Some((*idx, value)),
+        Cell::Estimate => None,
+    });
+    visit(&mut top_down);
+    Ok(())
+}
+
 /// One shard: locations with their precomputed hash, in a table probed by that hash so that a
 /// location is hashed once per access, not once for the shard and again for the table.
 #[derive(Debug)]
@@ -608,18 +625,25 @@ impl<K: Eq + Hash + Clone, V: MvValue> MvMemory<K, V> {
         for shard in &self.shards[shards] {
             let shard = shard.read();
             for (key, versions) in shard.iter() {
-                if let Some((&idx, _)) = versions.iter().find(|(_, c)| matches!(c, Cell::Estimate))
-                {
-                    return Err(idx);
-                }
-                let mut top_down = versions.iter().rev().filter_map(|(idx, cell)| match cell {
-                    Cell::Written { value, .. } => Some((*idx, value)),
-                    Cell::Estimate => None,
-                });
-                visit(key, &mut top_down);
+                visit_final(versions, |top_down| visit(key, top_down))?;
             }
         }
         Ok(())
+    }
+
+    /// [`MvMemory::for_each_final`] for the one location `key`; `Ok(false)` (and no visit) if
+    /// nothing wrote it.
+    pub fn for_final_of(
+        &self,
+        key: &K,
+        visit: impl FnOnce(&mut dyn Iterator<Item = (TxnIndex, &V)>),
+    ) -> Result<bool, TxnIndex> {
+        let hash = self.hash_key(key);
+        let shard = self.shard(hash).read();
+        match shard.get(hash, key) {
+            Some(versions) => visit_final(versions, visit).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Number of distinct locations written (for sizing the caller's maps).
@@ -743,6 +767,13 @@ mod tests {
             assert_eq!(keys, expected, "group {group}");
         }
         assert_eq!(mv.group_shards(0..KEY_GROUPS), 0..mv.shard_count());
+        let mut seen = Vec::new();
+        assert_eq!(
+            mv.for_final_of(&7, |top_down| seen
+                .extend(top_down.map(|(i, v)| (i, v.clone())))),
+            Ok(true)
+        );
+        assert_eq!(seen, vec![(0, Val::Full(1))]);
         mv.release_shards(mv.group_shards(0..8));
         mv.release_transactions(0..4);
         assert_eq!(mv.read(&3, 1).unwrap().0, MvRead::Storage);
