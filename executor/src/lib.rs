@@ -4,7 +4,7 @@
 //! [`StateDiff`](chain_primitives::StateDiff) that the state commits.
 //!
 //! The executor reads committed state only through
-//! [`StateReader`](chain_primitives::StateReader), so it never links the storage engine and
+//! [`StateReader`], so it never links the storage engine and
 //! tests run it over [`InMemoryState`](chain_primitives::InMemoryState). [`Executor`] is the
 //! entry point the node uses; [`workload`] generates the benchmark and test blocks.
 //!

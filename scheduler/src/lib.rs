@@ -39,7 +39,13 @@
 //!
 //! Beyond the paper, the memory supports **deltas** ([`MvValue::is_delta`]): commutative
 //! updates that do not hide the write below them, so that transactions that only add to one
-//! location (fee payments to the block's beneficiary) do not conflict.
+//! location (fee payments to the block's beneficiary, credits of plain transfers) do not
+//! conflict. Locations can name a **key group** ([`TransactionTask::key_group`], sixteen
+//! groups, each with its own shards of the memory), so that the caller can fold and free the
+//! final state of whole groups on several threads ([`MvMemory::group_shards`]). The
+//! active-task count is kept **per worker** (each worker updates only its own cache line; the
+//! done check adds them up), as are the execution counts: on two cores a cache line passed
+//! between them costs more than most of the bookkeeping it carries.
 //!
 //! Failures inside a run (a fatal task error, a panic, a broken invariant) do not panic the
 //! caller: [`BlockStm::run`] returns a [`SchedulerError`] and the caller falls back to

@@ -3,7 +3,7 @@
 //! Two shared indices, `execution_idx` and `validation_idx`, point at the lowest transaction
 //! that may need an execution or a validation task; every worker takes the lower of the two
 //! next. Aborts and resumptions move the indices down again, and `decrease_cnt` counts those
-//! moves so that [`Scheduler::check_done`] can tell a quiet moment from a finished block.
+//! moves so that `check_done` can tell a quiet moment from a finished block.
 
 use crate::{
     sync::{AtomicBool, AtomicUsize, Mutex, Ordering},
