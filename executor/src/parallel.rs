@@ -14,7 +14,7 @@
 //! transaction. A full value of the beneficiary's record includes the fees of its writer and of
 //! every transaction below; whoever needs the beneficiary's account (a transaction reading it,
 //! the final fold) adds the lanes' fees of the transactions above that writer
-//! (`beneficiary_account`).
+//! (`Credits`).
 
 use crate::{
     CodeCache, ExecutionEnv, ExecutorError,
@@ -93,34 +93,57 @@ fn fee_lane(beneficiary: &Address, txn_idx: TxnIndex) -> Location {
     }
 }
 
-/// The beneficiary's account from the value under its record and the block's fees.
-///
-/// `base` is the full value below the record's deltas and `floor` the transaction that wrote
-/// it (`None`: the committed state); such a value already includes the fees of `floor` and of
-/// every transaction below it, so only lane fees of transactions above `floor` are added, with
-/// the record's own deltas. Returns `None` as the error if a value is not a balance increase.
-fn beneficiary_account<'v>(
-    base: Option<Account>,
-    floor: Option<TxnIndex>,
-    record_deltas: impl IntoIterator<Item = &'v MemValue>,
-    lane_fees: impl IntoIterator<Item = (TxnIndex, &'v MemValue)>,
-) -> Result<Option<Account>, &'static str> {
-    let mut added = U256::ZERO;
-    let mut any = false;
-    let lane_fees = lane_fees
-        .into_iter()
-        .filter(|(txn_idx, _)| floor.is_none_or(|floor| *txn_idx > floor))
-        .map(|(_, value)| value);
-    for value in record_deltas.into_iter().chain(lane_fees) {
-        let MemValue::BalanceAdd(amount) = value else {
-            return Err("a full value among the beneficiary's deltas");
-        };
-        added = added.saturating_add(*amount);
-        any = true;
+/// An account from the full value below its deltas (`base`), plus the balance increases of
+/// the deltas on its record and, for the beneficiary, of the fee lanes above that value.
+fn credited(base: Option<Account>, record: &Credits, lanes: &Credits) -> Option<Account> {
+    match (record.total(), lanes.total()) {
+        (None, None) => base,
+        // Additions commute, and applying them one by one or summed gives the same account:
+        // only whether it ends empty matters for existence, and every credit touched it.
+        (a, b) => add_balance(
+            base,
+            a.unwrap_or_default().saturating_add(b.unwrap_or_default()),
+        ),
     }
-    // Additions commute, and applying them one by one or summed gives the same account: only
-    // whether it ends empty matters for existence, and every transaction touched it.
-    Ok(if any { add_balance(base, added) } else { base })
+}
+
+/// Balance increases (deltas) summed, counting only those of transactions above `floor`.
+///
+/// For the fee lanes, `floor` is the writer of the full value of the beneficiary's record that
+/// a reader sees (`None`: the committed state): that value already includes the fees of its
+/// writer and of every transaction below.
+struct Credits {
+    floor: Option<TxnIndex>,
+    sum: U256,
+    any: bool,
+}
+
+impl Credits {
+    fn above(floor: Option<TxnIndex>) -> Self {
+        Self {
+            floor,
+            sum: U256::ZERO,
+            any: false,
+        }
+    }
+
+    /// Adds one delta written by `txn_idx`; `Err` if it is not a balance increase.
+    fn add(&mut self, txn_idx: TxnIndex, value: &MemValue) -> Result<(), &'static str> {
+        if self.floor.is_some_and(|floor| txn_idx <= floor) {
+            return Ok(());
+        }
+        let MemValue::BalanceAdd(amount) = value else {
+            return Err("a full value among balance increases");
+        };
+        self.sum = self.sum.saturating_add(*amount);
+        self.any = true;
+        Ok(())
+    }
+
+    /// The sum, if anything was added (even zero: a credit touches the account).
+    fn total(&self) -> Option<U256> {
+        self.any.then_some(self.sum)
+    }
 }
 
 /// A value in the multi-version memory.
@@ -346,11 +369,23 @@ impl<S: StateReader> WorkerDb<S> {
 
     /// The beneficiary's account: its record plus the fees in the lanes (see the module docs).
     fn read_beneficiary(&mut self, address: Address) -> Result<Option<Account>, MvDbError> {
-        let view = self.view()?;
-        let record = view
+        let record = self
+            .view()?
             .read_indexed(&Location::Account(address))
             .map_err(MvDbError::Dependency)?;
-        let mut lane_fees = Vec::new();
+        let (floor, base) = match record.base {
+            None => (None, self.committed_account(&address)?),
+            Some((txn_idx, MemValue::Account(account))) => (Some(txn_idx), account),
+            Some(_) => {
+                return Err(MvDbError::Invariant("a non-account value under an account"));
+            }
+        };
+        let mut credits = Credits::above(None);
+        for (txn_idx, value) in &record.deltas {
+            credits.add(*txn_idx, value).map_err(MvDbError::Invariant)?;
+        }
+        let mut fees = Credits::above(floor);
+        let view = self.view()?;
         for lane in 0..FEE_LANES {
             let read = view
                 .read_indexed(&Location::FeeLane {
@@ -361,22 +396,11 @@ impl<S: StateReader> WorkerDb<S> {
             if read.base.is_some() {
                 return Err(MvDbError::Invariant("a full value in a fee lane"));
             }
-            lane_fees.extend(read.deltas);
-        }
-        let (floor, base) = match record.base {
-            None => (None, self.committed_account(&address)?),
-            Some((txn_idx, MemValue::Account(account))) => (Some(txn_idx), account),
-            Some(_) => {
-                return Err(MvDbError::Invariant("a non-account value under an account"));
+            for (txn_idx, value) in &read.deltas {
+                fees.add(*txn_idx, value).map_err(MvDbError::Invariant)?;
             }
-        };
-        beneficiary_account(
-            base,
-            floor,
-            record.deltas.iter().map(|(_, value)| value),
-            lane_fees.iter().map(|(txn_idx, value)| (*txn_idx, value)),
-        )
-        .map_err(MvDbError::Invariant)
+        }
+        Ok(credited(base, &credits, &fees))
     }
 }
 
@@ -915,6 +939,55 @@ struct FoldedGroups {
     slots: Vec<FinalSlot>,
 }
 
+/// The top of an account record's final writes: the balance increases above the first full
+/// value, and that value with its writer (`floor`; `None`: none, the committed state is below).
+struct RecordTop {
+    credits: Credits,
+    /// The full value (`None` inside: deleted); `None`: the committed state.
+    below: Option<Option<Account>>,
+    floor: Option<TxnIndex>,
+    /// Whether the block wrote the record at all.
+    written: bool,
+}
+
+/// No credits.
+const NONE: Credits = Credits {
+    floor: None,
+    sum: U256::ZERO,
+    any: false,
+};
+
+impl RecordTop {
+    /// Reads the final writes of a record, top-down; `Ok(None)` if there are none.
+    fn of(
+        top_down: &mut dyn Iterator<Item = (TxnIndex, &MemValue)>,
+    ) -> Result<Option<Self>, &'static str> {
+        let mut top = Self::untouched();
+        for (txn_idx, value) in top_down {
+            top.written = true;
+            match value {
+                MemValue::Account(account) => {
+                    top.below = Some(*account);
+                    top.floor = Some(txn_idx);
+                    break;
+                }
+                MemValue::Storage(_) => return Err("a storage value at an account"),
+                MemValue::BalanceAdd(_) => top.credits.add(txn_idx, value)?,
+            }
+        }
+        Ok(top.written.then_some(top))
+    }
+
+    fn untouched() -> Self {
+        Self {
+            credits: Credits::above(None),
+            below: None,
+            floor: None,
+            written: false,
+        }
+    }
+}
+
 /// Why a fold stopped: a state read failure (`Ok`) or a reason to fall back (`Err`).
 type FoldError = Result<ExecutorError, String>;
 
@@ -934,10 +1007,13 @@ fn fold_groups<S: StateReader>(
     let locations = memory.locations_in(shards.clone());
     let mut records: Vec<FinalRecord> = Vec::with_capacity(locations);
     let mut slots: Vec<FinalSlot> = Vec::with_capacity(locations);
-    // The beneficiary's record: the full value's writer and value, and the deltas above it.
-    let mut beneficiary_record: Option<(Option<TxnIndex>, Option<Account>, Vec<MemValue>)> = None;
+    // The beneficiary's record, kept aside until its fee lanes are read.
+    let mut beneficiary_record: Option<RecordTop> = None;
     let mut failure: Option<FoldError> = None;
     let committed = |address: &Address| state.account(address).map_err(|e| Ok(state_error(e)));
+    let estimate_left = |txn_idx: TxnIndex| {
+        Err(SchedulerError::<ExecutorError>::EstimateLeft { txn_idx }.to_string())
+    };
     let walked = memory.for_each_final_in(shards, |location, top_down| {
         if failure.is_some() {
             return;
@@ -945,50 +1021,25 @@ fn fold_groups<S: StateReader>(
         let folded = match location {
             // Read below, once the beneficiary's record is known.
             Location::FeeLane { .. } => Ok(()),
-            Location::Account(address) => (|| {
-                let mut deltas = Vec::new();
-                let mut below = None;
-                for (txn_idx, value) in top_down {
-                    match value {
-                        MemValue::BalanceAdd(_) => deltas.push(value.clone()),
-                        MemValue::Account(account) => {
-                            below = Some((txn_idx, *account));
-                            break;
-                        }
-                        MemValue::Storage(_) => {
-                            return Err(Err("a storage value at an account".to_owned()));
-                        }
-                    }
+            Location::Account(address) => match RecordTop::of(top_down) {
+                Ok(None) => Ok(()),
+                Ok(Some(top)) if *address == beneficiary => {
+                    beneficiary_record = Some(top);
+                    Ok(())
                 }
-                if below.is_none() && deltas.is_empty() {
-                    return Ok(());
-                }
-                let base = committed(address)?;
-                let (floor, below) =
-                    below.map_or((None, base), |(txn_idx, account)| (Some(txn_idx), account));
-                if *address == beneficiary {
-                    beneficiary_record = Some((floor, below, deltas));
-                    return Ok(());
-                }
-                let written = beneficiary_account(below, floor, &deltas, [])
-                    .map_err(|reason| Err(reason.to_owned()))?;
-                records.push(FinalRecord {
-                    address: *address,
-                    written: Some(written),
-                    base,
-                });
-                Ok(())
-            })(),
+                Ok(Some(top)) => committed(address).map(|base| {
+                    records.push(FinalRecord {
+                        address: *address,
+                        written: Some(credited(top.below.unwrap_or(base), &top.credits, &NONE)),
+                        base,
+                    });
+                }),
+                Err(reason) => Err(Err(reason.to_owned())),
+            },
             Location::Storage(address, slot) => match top_down.next() {
-                Some((_, MemValue::Storage(value))) => {
-                    match slot_before(state, address, slot, false) {
-                        Ok(before) => {
-                            slots.push((*address, *slot, *value, before));
-                            Ok(())
-                        }
-                        Err(error) => Err(Ok(error)),
-                    }
-                }
+                Some((_, MemValue::Storage(value))) => slot_before(state, address, slot, false)
+                    .map(|before| slots.push((*address, *slot, *value, before)))
+                    .map_err(Ok),
                 _ => Err(Err("a non-storage value at a slot".to_owned())),
             },
         };
@@ -996,63 +1047,34 @@ fn fold_groups<S: StateReader>(
             failure = Some(error);
         }
     });
-    if let Err(txn_idx) = walked {
-        return Err(Err(SchedulerError::<ExecutorError>::EstimateLeft {
-            txn_idx,
-        }
-        .to_string()));
-    }
+    walked.map_err(estimate_left)?;
     if let Some(failure) = failure {
         return Err(failure);
     }
-    let owns_beneficiary = groups.contains(&usize::from(address_group(&beneficiary)));
-    if owns_beneficiary {
+    if groups.contains(&usize::from(address_group(&beneficiary))) {
         let base = committed(&beneficiary)?;
-        let record_written = beneficiary_record.is_some();
-        let (floor, below, deltas) = beneficiary_record.unwrap_or((None, base, Vec::new()));
+        let top = beneficiary_record.unwrap_or_else(RecordTop::untouched);
         // The lanes' fees above the record's writer, summed where they lie.
-        let mut fees = U256::ZERO;
-        let mut paid = false;
-        let mut invalid = false;
+        let mut fees = Credits::above(top.floor);
         for lane in 0..FEE_LANES {
             let location = Location::FeeLane {
                 group: address_group(&beneficiary),
                 lane,
             };
-            let visited = memory.for_final_of(&location, |top_down| {
-                for (txn_idx, value) in top_down {
-                    match value {
-                        _ if floor.is_some_and(|floor| txn_idx <= floor) => {}
-                        MemValue::BalanceAdd(amount) => {
-                            fees = fees.saturating_add(*amount);
-                            paid = true;
-                        }
-                        _ => invalid = true,
+            let mut added = Ok(());
+            memory
+                .for_final_of(&location, |top_down| {
+                    for (txn_idx, value) in top_down {
+                        added = added.and_then(|()| fees.add(txn_idx, value));
                     }
-                }
-            });
-            if let Err(txn_idx) = visited {
-                return Err(Err(SchedulerError::<ExecutorError>::EstimateLeft {
-                    txn_idx,
-                }
-                .to_string()));
-            }
+                })
+                .map_err(estimate_left)?;
+            added.map_err(|reason| Err(reason.to_owned()))?;
         }
-        if invalid {
-            return Err(Err("a full value in a fee lane".to_owned()));
-        }
-        if record_written || paid {
-            let lane_sum = paid.then_some((TxnIndex::MAX, MemValue::BalanceAdd(fees)));
-            let written = beneficiary_account(
-                below,
-                floor,
-                &deltas,
-                lane_sum.iter().map(|(txn_idx, value)| (*txn_idx, value)),
-            )
-            .map_err(|reason| Err(reason.to_owned()))?;
+        if top.written || fees.total().is_some() {
             records.push(FinalRecord {
                 address: beneficiary,
-                written: Some(written),
+                written: Some(credited(top.below.unwrap_or(base), &top.credits, &fees)),
                 base,
             });
         }
