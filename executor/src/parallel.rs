@@ -1140,16 +1140,18 @@ fn join_groups<S: StateReader>(
         let record = records.next_if(|record| record.address == address);
         extra.next_if_eq(&address);
         let storage_cleared = !cleared.is_empty() && cleared.contains(&address);
-        let mut changed_slots = BTreeMap::new();
+        // In slot order: collected into the map in one pass, not inserted one by one.
+        let mut changed_slots = Vec::new();
         while let Some((slot_address, slot, value, before)) = pending_slot
             && slot_address == address
         {
             let before = if storage_cleared { U256::ZERO } else { before };
             if value != before {
-                changed_slots.insert(slot, value);
+                changed_slots.push((slot, value));
             }
             pending_slot = next_slot(&mut runs);
         }
+        let changed_slots: BTreeMap<U256, U256> = changed_slots.into_iter().collect();
         let (written, base) = match record {
             Some(record) => (record.written, record.base),
             None => (None, state.account(&address).map_err(state_error)?),
