@@ -4,7 +4,8 @@
 //! `perf record -p <pid>` after the "loaded" line to profile the commits alone.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target cargo run --profile bench -p chain-benches --example
-//! state_commit_profile [commits]` (`WRITE_BUFFER_MB=<n>` overrides the memtable size;
+//! state_commit_profile [commits]` (`WRITE_BUFFER_MB=<n>` overrides the memtable size,
+//! `RESIDENT_DEPTH=<n>` the account-trie levels kept in memory;
 //! `RUST_LOG=chain_state=debug` prints each commit's phases: reads, storage tries, account
 //! trie, staging, write).
 use alloy_primitives::{Address, U256, keccak256};
@@ -47,6 +48,9 @@ fn main() {
     let mut config = StateConfig::default();
     if let Ok(mb) = std::env::var("WRITE_BUFFER_MB") {
         config.write_buffer_bytes = mb.parse::<usize>().unwrap() << 20;
+    }
+    if let Ok(depth) = std::env::var("RESIDENT_DEPTH") {
+        config.resident_trie_depth = depth.parse().unwrap();
     }
     let db = StateDb::open(dir.path(), config).unwrap();
     let mut number = 0;
