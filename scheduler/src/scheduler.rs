@@ -132,7 +132,8 @@ impl Scheduler {
     }
 
     /// The next task for a worker, or `None` if there is nothing to do right now (the caller
-    /// checks [`Scheduler::done`] and asks again).
+    /// checks [`Scheduler::done`] and asks again). `slot` is the worker's
+    /// [`Scheduler::worker_slot`], as for every call that starts or ends a task.
     pub fn next_task(&self, slot: usize) -> Option<Task> {
         if self.validation_idx.load(Ordering::SeqCst) < self.execution_idx.load(Ordering::SeqCst) {
             self.next_version_to_validate(slot).map(Task::Validation)
@@ -245,6 +246,11 @@ impl Scheduler {
         self.decrease_cnt.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Reading the slots one after another instead of one counter is as good: with both
+    /// indices past the end, a task can only start from an active one (a task passed on, or a
+    /// decrease of an index). If that active task's slot reads zero, the task ended before the
+    /// read, and any decrease it made shows in `decrease_cnt` at the final load; if it is
+    /// still running, its slot is not zero.
     fn check_done(&self) {
         let observed_cnt = self.decrease_cnt.load(Ordering::SeqCst);
         let execution_idx = self.execution_idx.load(Ordering::SeqCst);
