@@ -5,10 +5,13 @@ use crate::{
     error::SchedulerError,
     mvmemory::{IndexedRead, MvMemory, MvRead, MvValue, ReadOrigin, ReadSet},
     scheduler::Scheduler,
-    sync::{Mutex, spin_hint},
+    sync::{Mutex, spin_hint, yield_now},
     types::{Incarnation, Task, TxnIndex, Version},
 };
 use std::{hash::Hash, num::NonZeroUsize, panic::AssertUnwindSafe};
+
+/// Looks for a task that a worker spins through before it starts yielding its core.
+const IDLE_SPINS: u32 = 64;
 
 /// Why a task's execution stopped early.
 #[derive(Debug)]
@@ -240,6 +243,10 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
         let mut worker = self.task.worker();
         let slot = self.scheduler.worker_slot();
         let mut task = None;
+        // Consecutive looks that found nothing to do. Past a few, the worker yields its core:
+        // with more workers than cores, a spinning worker would otherwise hold a core that a
+        // worker with a task (perhaps the one everybody waits for) needs.
+        let mut idle = 0u32;
         while !self.scheduler.done() {
             task = match task {
                 Some(Task::Execution(version)) => self.try_execute(&mut worker, version, slot),
@@ -247,7 +254,14 @@ impl<'t, T: TransactionTask> BlockRun<'t, T> {
                 None => {
                     let next = self.scheduler.next_task(slot);
                     if next.is_none() {
-                        spin_hint();
+                        idle += 1;
+                        if idle < IDLE_SPINS {
+                            spin_hint();
+                        } else {
+                            yield_now();
+                        }
+                    } else {
+                        idle = 0;
                     }
                     next
                 }
