@@ -718,21 +718,23 @@ fn assemble<S: StateReader>(
     let mut outcomes: Vec<TxOutcome> = Vec::with_capacity(num_txns);
     let (receipts, folded) = {
         // Every worker's share: where its outcomes go and the outputs they come from.
-        let mut slots = &mut outcomes.spare_capacity_mut()[..num_txns];
         let mut outputs = outputs;
-        let mut shares = Vec::with_capacity(workers);
-        for index in 0..workers {
-            let range = share(num_txns, index, workers);
-            let (head, tail) = std::mem::take(&mut slots).split_at_mut(range.len());
-            slots = tail;
-            let rest = outputs.split_off(range.len());
-            let mine = std::mem::replace(&mut outputs, rest);
-            shares.push(parking_lot::Mutex::new(Some((range, head, mine))));
-        }
+        let shares = Handout::new(
+            shares_of(&mut outcomes.spare_capacity_mut()[..num_txns], workers)
+                .into_iter()
+                .enumerate()
+                .map(|(index, slots)| {
+                    let rest = outputs.split_off(slots.len());
+                    (
+                        share(num_txns, index, workers),
+                        slots,
+                        std::mem::replace(&mut outputs, rest),
+                    )
+                }),
+        );
         let folded = runner.broadcast(|index, count| {
             let receipts = shares
-                .get(index)
-                .and_then(|share| share.lock().take())
+                .take(index)
                 .map(|(range, slots, outputs)| place_outcomes(env, txs, range, slots, outputs));
             let groups = share(chain_scheduler::KEY_GROUPS, index, count);
             let shards = memory.group_shards(groups.clone());
@@ -802,17 +804,9 @@ fn assemble<S: StateReader>(
         }
     }
     let joined = {
-        let mut rest = &mut outcomes[..];
-        let mut shares = Vec::with_capacity(workers);
-        for (index, prefix) in prefixes.into_iter().enumerate() {
-            let (head, tail) =
-                std::mem::take(&mut rest).split_at_mut(share(num_txns, index, workers).len());
-            rest = tail;
-            shares.push(parking_lot::Mutex::new(Some((prefix, head))));
-        }
+        let shares = Handout::new(prefixes.into_iter().zip(shares_of(&mut outcomes, workers)));
         runner.broadcast(|index, count| {
-            if let Some((prefix, outcomes)) =
-                shares.get(index).and_then(|share| share.lock().take())
+            if let Some((prefix, outcomes)) = shares.take(index)
                 && prefix > 0
             {
                 for receipt in outcomes.iter_mut().filter_map(TxOutcome::receipt_mut) {
@@ -918,6 +912,38 @@ fn share(n: usize, index: usize, count: usize) -> std::ops::Range<usize> {
     n * index / count..n * (index + 1) / count
 }
 
+/// `items` cut into `count` shares, in order (see [`share`]).
+fn shares_of<T>(mut items: &mut [T], count: usize) -> Vec<&mut [T]> {
+    let n = items.len();
+    (0..count)
+        .map(|index| {
+            let (head, tail) =
+                std::mem::take(&mut items).split_at_mut(share(n, index, count).len());
+            items = tail;
+            head
+        })
+        .collect()
+}
+
+/// One item per worker, each taken by the worker of its index inside a broadcast.
+struct Handout<T>(Vec<parking_lot::Mutex<Option<T>>>);
+
+impl<T> Handout<T> {
+    fn new(items: impl IntoIterator<Item = T>) -> Self {
+        Self(
+            items
+                .into_iter()
+                .map(|item| parking_lot::Mutex::new(Some(item)))
+                .collect(),
+        )
+    }
+
+    /// The item of worker `index`, once.
+    fn take(&self, index: usize) -> Option<T> {
+        self.0.get(index).and_then(|item| item.lock().take())
+    }
+}
+
 /// The final record of an account, as the first fold step leaves it.
 struct FinalRecord {
     address: Address,
@@ -951,7 +977,7 @@ struct RecordTop {
 }
 
 /// No credits.
-const NONE: Credits = Credits {
+const NO_CREDITS: Credits = Credits {
     floor: None,
     sum: U256::ZERO,
     any: false,
@@ -1030,7 +1056,11 @@ fn fold_groups<S: StateReader>(
                 Ok(Some(top)) => committed(address).map(|base| {
                     records.push(FinalRecord {
                         address: *address,
-                        written: Some(credited(top.below.unwrap_or(base), &top.credits, &NONE)),
+                        written: Some(credited(
+                            top.below.unwrap_or(base),
+                            &top.credits,
+                            &NO_CREDITS,
+                        )),
                         base,
                     });
                 }),
@@ -1097,12 +1127,12 @@ fn join_groups<S: StateReader>(
     groups: std::ops::Range<usize>,
     cleared: &alloy_primitives::map::HashSet<Address>,
 ) -> Result<Vec<(Address, AccountUpdate)>, ExecutorError> {
-    let in_groups = |address: &Address| groups.contains(&usize::from(address_group(address)));
+    let group = |address: &Address| usize::from(address_group(address));
+    let in_groups = |address: &Address| groups.contains(&group(address));
     // Each part's slots of these groups: a run of its sorted list.
     let mut runs: Vec<&[FinalSlot]> = parts
         .iter()
         .map(|part| {
-            let group = |address: &Address| usize::from(address_group(address));
             let slots = &part.slots[..];
             let start = slots.partition_point(|(a, ..)| group(a) < groups.start);
             let end = slots.partition_point(|(a, ..)| group(a) < groups.end);
