@@ -170,12 +170,111 @@ struct Work {
     trie_slots: Vec<(U256, U256)>,
     /// Database keys of the stored storage-trie nodes to delete (the trie is wiped).
     wiped_trie_keys: Vec<Vec<u8>>,
+    /// The whole storage before (non-zero slots, sorted), when it was read in one scan: the
+    /// storage may be small, so that its root is recomputed from its slots.
+    before: Option<Vec<(U256, U256)>>,
 }
 
 impl Work {
     fn old_storage_root(&self) -> B256 {
         self.old.map_or(EMPTY_ROOT_HASH, |a| a.storage_root)
     }
+}
+
+/// The start of one account's flat storage, read to tell whether it is small.
+struct StorageScan {
+    /// The account's work.
+    index: usize,
+    /// How many slots were asked for: fewer means the storage was read whole.
+    limit: usize,
+    /// The slots read, in slot order.
+    slots: Vec<(U256, U256)>,
+}
+
+/// The first `limit` stored slots of `address`'s storage, in slot order, read with `iter` (a
+/// flat-storage iterator bounded to the sought prefix).
+fn slots_under(
+    iter: &mut rocksdb::DBRawIterator<'_>,
+    address: &Address,
+    limit: usize,
+) -> Result<Vec<(U256, U256)>, StateError> {
+    iter.seek(address.as_slice());
+    let mut slots = Vec::new();
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        if slots.len() == limit || !key.starts_with(address.as_slice()) {
+            break;
+        }
+        if key.len() != 52 {
+            return Err(StateError::corruption("storage key is not 52 bytes"));
+        }
+        slots.push((U256::from_be_slice(&key[20..]), decode_value(value)?));
+        iter.next();
+    }
+    iter.status()?;
+    Ok(slots)
+}
+
+/// The non-zero slots of `before` (sorted, non-zero) after `changes` (sorted: slot, old, new).
+fn apply_changes(before: &[(U256, U256)], changes: &[(U256, U256, U256)]) -> Vec<(U256, U256)> {
+    let mut after = Vec::with_capacity(before.len() + changes.len());
+    let mut old = before.iter().peekable();
+    for &(slot, _, new) in changes {
+        while let Some(&&entry) = old.peek() {
+            if entry.0 >= slot {
+                break;
+            }
+            after.push(entry);
+            old.next();
+        }
+        if old.peek().is_some_and(|entry| entry.0 == slot) {
+            old.next();
+        }
+        if !new.is_zero() {
+            after.push((slot, new));
+        }
+    }
+    after.extend(old);
+    after
+}
+
+/// How many non-zero slots `before` has after `changes` (whose old values are `before`'s).
+fn after_count(before: &[(U256, U256)], changes: &[(U256, U256, U256)]) -> usize {
+    changes.iter().fold(before.len(), |count, (_, old, new)| {
+        match (old.is_zero(), new.is_zero()) {
+            (true, false) => count + 1,
+            (false, true) => count - 1,
+            _ => count,
+        }
+    })
+}
+
+/// The storage trie of `slots` (any order; zeros skipped) built in one pass; its nodes are
+/// returned as writes unless the storage is small (at most `small_bound` slots).
+fn build_storage(slots: &[(U256, U256)], small_bound: usize) -> (B256, TrieChanges) {
+    let mut leaves: Vec<(B256, Vec<u8>)> = slots
+        .iter()
+        .filter(|(_, value)| !value.is_zero())
+        .map(|(slot, value)| {
+            (
+                keccak256(slot.to_be_bytes::<32>()),
+                storage_value_rlp(*value),
+            )
+        })
+        .collect();
+    leaves.sort_unstable_by_key(|leaf| leaf.0);
+    if leaves.len() <= small_bound {
+        return (build_root(&leaves, None), TrieChanges::default());
+    }
+    let writes = parking_lot::Mutex::new(Vec::with_capacity(leaves.len() + 2));
+    let sink = |path: &[u8], node: &[u8]| writes.lock().push((path.to_vec(), node.to_vec()));
+    let root = build_root(&leaves, Some(&sink));
+    (
+        root,
+        TrieChanges {
+            writes: writes.into_inner(),
+            deletes: Vec::new(),
+        },
+    )
 }
 
 pub(crate) fn changes_of(diff: &StateDiff) -> Vec<AccountChange> {
@@ -282,6 +381,21 @@ impl Inner {
         let mut works: Vec<Work> = Vec::with_capacity(changes.len());
         // Slots whose old value must be read: (work index, slot index, key).
         let mut lookups: Vec<(usize, usize, [u8; 52])> = Vec::new();
+        // Works whose storage is read whole first (it may be small).
+        let mut scans: Vec<usize> = Vec::new();
+        let small_bound = self.small_storage_max_slots;
+        // Old values of a work's slots from the cache, or else queued for the batched read.
+        let old_values_of =
+            |work: &mut Work, index: usize, lookups: &mut Vec<(usize, usize, [u8; 52])>| {
+                for (position, change) in work.slot_changes.iter_mut().enumerate() {
+                    match self.storage_cache.peek(&(work.address, change.0)) {
+                        Some(value) => change.1 = value,
+                        None => {
+                            lookups.push((index, position, storage_key(&work.address, &change.0)))
+                        }
+                    }
+                }
+            };
         for (change, old) in changes.into_iter().zip(olds) {
             let cleared = change.clear_storage || change.info.is_none();
             let old_root = old.map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
@@ -293,6 +407,7 @@ impl Inner {
                 slot_changes: Vec::new(),
                 trie_slots: Vec::new(),
                 wiped_trie_keys: Vec::new(),
+                before: None,
             };
             let new_slots = if change.info.is_some() {
                 change.slots
@@ -328,23 +443,72 @@ impl Inner {
                 );
                 work.slot_changes.sort_unstable_by_key(|(slot, _, _)| *slot);
             } else {
-                let index = works.len();
-                for (slot, new) in new_slots {
-                    let position = work.slot_changes.len();
-                    // The new value in both places for now; the old one is filled in below.
-                    work.slot_changes.push((slot, U256::ZERO, new));
-                    if old_root == EMPTY_ROOT_HASH {
-                        continue;
-                    }
-                    match self.storage_cache.peek(&(change.address, slot)) {
-                        Some(value) => work.slot_changes[position].1 = value,
-                        None => {
-                            lookups.push((index, position, storage_key(&change.address, &slot)))
-                        }
+                // The old values are zero for now; they are filled in below.
+                work.slot_changes = new_slots
+                    .into_iter()
+                    .map(|(slot, new)| (slot, U256::ZERO, new))
+                    .collect();
+                if old_root != EMPTY_ROOT_HASH && !work.slot_changes.is_empty() {
+                    if small_bound > 0 {
+                        scans.push(works.len());
+                    } else {
+                        old_values_of(&mut work, works.len(), &mut lookups);
                     }
                 }
             }
             works.push(work);
+        }
+
+        // Storage that may be small is read whole, up to the bound plus the slots this block
+        // may delete (so that storage shrinking to the bound is seen whole). One iterator per
+        // chunk of the (sorted) accounts, seeking forward: creating an iterator pins and sets
+        // up every memtable and file of the column family.
+        let scanned: Vec<Vec<StorageScan>> = scans
+            .par_chunks(256)
+            .map(|chunk| {
+                let mut options = ReadOptions::default();
+                options.set_prefix_same_as_start(true);
+                let mut iter = self
+                    .db
+                    .raw_iterator_cf_opt(self.cf(StateColumn::Storage), options);
+                chunk
+                    .iter()
+                    .map(|&index| {
+                        let work = &works[index];
+                        let deletes = work.slot_changes.iter().filter(|c| c.2.is_zero()).count();
+                        let limit = small_bound + 1 + deletes;
+                        Ok(StorageScan {
+                            index,
+                            limit,
+                            slots: slots_under(&mut iter, &work.address, limit)?,
+                        })
+                    })
+                    .collect()
+            })
+            .collect::<Result<_, StateError>>()?;
+        for StorageScan {
+            index,
+            limit,
+            slots,
+        } in scanned.into_iter().flatten()
+        {
+            let work = &mut works[index];
+            if slots.len() >= limit {
+                old_values_of(work, index, &mut lookups);
+                continue;
+            }
+            if slots.is_empty() {
+                return Err(StateError::corruption(format!(
+                    "account {} has a storage root but no storage",
+                    work.address
+                )));
+            }
+            for change in &mut work.slot_changes {
+                if let Ok(i) = slots.binary_search_by_key(&change.0, |(slot, _)| *slot) {
+                    change.1 = slots[i].1;
+                }
+            }
+            work.before = Some(slots);
         }
 
         // Old values of slots not in the cache: one batched, sorted read.
@@ -392,32 +556,27 @@ impl Inner {
                 } else {
                     work.old_storage_root()
                 };
+                let before = work.before.take();
                 let (root, changes) = if start == EMPTY_ROOT_HASH {
-                    // A new storage trie: build it in one pass, without node objects.
-                    let mut leaves: Vec<(B256, Vec<u8>)> = work
-                        .trie_slots
-                        .iter()
-                        .filter(|(_, value)| !value.is_zero())
-                        .map(|(slot, value)| {
-                            (
-                                keccak256(slot.to_be_bytes::<32>()),
-                                storage_value_rlp(*value),
-                            )
-                        })
-                        .collect();
-                    leaves.sort_unstable_by_key(|leaf| leaf.0);
-                    let writes = parking_lot::Mutex::new(Vec::with_capacity(leaves.len() + 2));
-                    let sink = |path: &[u8], node: &[u8]| {
-                        writes.lock().push((path.to_vec(), node.to_vec()))
-                    };
-                    let root = build_root(&leaves, Some(&sink));
-                    (
-                        root,
-                        TrieChanges {
-                            writes: writes.into_inner(),
-                            deletes: Vec::new(),
-                        },
-                    )
+                    // A new storage trie: built in one pass, its nodes stored if not small.
+                    build_storage(&work.trie_slots, small_bound)
+                } else if let Some(before) = before.filter(|before| {
+                    before.len() <= small_bound || {
+                        // Stored nodes and still large: updated through them below.
+                        after_count(before, &work.slot_changes) <= small_bound
+                    }
+                }) {
+                    // Small before or after: rebuilt from its whole slots, and nodes stored
+                    // before are deleted or written now.
+                    let after = apply_changes(&before, &work.slot_changes);
+                    if before.len() > small_bound {
+                        ops.extend(
+                            self.entries_under(StateColumn::StorageTrie, &work.address)?
+                                .into_iter()
+                                .map(|(key, _)| (key, None)),
+                        );
+                    }
+                    build_storage(&after, small_bound)
                 } else {
                     // Not cleared: the trie's slots are exactly the changed ones.
                     let mut updates: Vec<NibbleUpdate> = work

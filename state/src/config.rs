@@ -16,6 +16,14 @@ pub struct StateConfig {
     /// whatever the state size: at most 1 + 16 + ... + 16^(depth-1) nodes (69,905 branches,
     /// about 50 MiB, for depth 5). 0 keeps nothing.
     pub resident_trie_depth: usize,
+    /// Storage of at most this many slots keeps no storage-trie nodes in the database: when
+    /// it changes, its root is recomputed from its flat slots (read in one prefix scan, which
+    /// also yields the old values). Most contracts hold a few slots, and for them the scan
+    /// costs less than loading, rewriting and later compacting the trie's nodes. Larger
+    /// storage is updated incrementally through its stored nodes. Fixed when a database is
+    /// created (later opens use the stored value); databases created before this setting
+    /// existed keep every storage trie (0).
+    pub small_storage_max_slots: u32,
     /// Bytes of RocksDB's LRU block cache, shared by all column families.
     pub block_cache_bytes: usize,
     /// Bytes of each column family's memtable before it is flushed to disk. Larger memtables
@@ -40,6 +48,7 @@ impl Default for StateConfig {
             storage_cache_entries: 1 << 21,
             code_cache_entries: 8192,
             resident_trie_depth: 5,
+            small_storage_max_slots: 16,
             block_cache_bytes: 512 << 20,
             write_buffer_bytes: 64 << 20,
             filter_expected_accounts: 1 << 20,
@@ -57,6 +66,7 @@ impl StateConfig {
             storage_cache_entries: 4096,
             code_cache_entries: 256,
             resident_trie_depth: 2,
+            small_storage_max_slots: 4,
             block_cache_bytes: 8 << 20,
             write_buffer_bytes: 4 << 20,
             filter_expected_accounts: 4096,

@@ -27,6 +27,8 @@ pub type ChainWrite = (ChainColumn, Vec<u8>, Option<Vec<u8>>);
 pub(crate) const META_LATEST: &[u8] = b"latest";
 pub(crate) const META_FIRST_CHANGESET: &[u8] = b"first_changeset";
 pub(crate) const META_VERSION: &[u8] = b"version";
+/// The database's [`StateConfig::small_storage_max_slots`], fixed at creation.
+const META_SMALL_STORAGE: &[u8] = b"small_storage_max_slots";
 const META_ROOT_TAG: u8 = b'r';
 /// Layout version of the state column families.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
@@ -113,6 +115,9 @@ pub(crate) struct Inner {
     /// a reader can never put a value from before a commit into a cache after it.
     pub(crate) publish_lock: RwLock<()>,
     pub(crate) write_options: WriteOptions,
+    /// Storage of at most this many slots has no stored trie nodes (see
+    /// [`StateConfig::small_storage_max_slots`]); the database's own value, not the config's.
+    pub(crate) small_storage_max_slots: usize,
     _block_cache: rocksdb::Cache,
 }
 
@@ -434,7 +439,7 @@ impl StateDb {
         let mut write_options = WriteOptions::default();
         write_options.set_sync(config.sync_writes);
 
-        let inner = Inner {
+        let mut inner = Inner {
             account_cache: quick_cache::sync::Cache::new(config.account_cache_entries.max(16)),
             storage_cache: quick_cache::sync::Cache::new(config.storage_cache_entries.max(16)),
             code_cache: quick_cache::sync::Cache::new(config.code_cache_entries.max(16)),
@@ -448,12 +453,14 @@ impl StateDb {
             commit_lock: Mutex::new(()),
             publish_lock: RwLock::new(()),
             write_options,
+            small_storage_max_slots: 0,
             _block_cache: block_cache,
             db,
             config,
         };
         let head = read_head(&inner)?;
         *inner.head.write() = head;
+        inner.small_storage_max_slots = small_storage_max_slots(&inner, &head)?;
         if let Some((latest, _)) = head.latest {
             let mut filters = inner.history_filters.write();
             for block in head.first_changeset..=latest {
@@ -757,6 +764,30 @@ fn read_head(inner: &Inner) -> Result<Head, StateError> {
         latest,
         first_changeset,
     })
+}
+
+/// The database's small-storage bound: stored at creation, so that every commit of a
+/// database agrees on which storage tries have stored nodes whatever later configurations say.
+fn small_storage_max_slots(inner: &Inner, head: &Head) -> Result<usize, StateError> {
+    let meta = inner.cf(StateColumn::Meta);
+    if let Some(bytes) = inner.db.get_pinned_cf(meta, META_SMALL_STORAGE)? {
+        let bytes: [u8; 4] = bytes[..]
+            .try_into()
+            .map_err(|_| StateError::corruption("bad small-storage record"))?;
+        return Ok(u32::from_be_bytes(bytes) as usize);
+    }
+    if head.latest.is_some() {
+        // Created before the bound existed: every non-empty storage trie has its nodes.
+        return Ok(0);
+    }
+    let bound = inner.config.small_storage_max_slots;
+    inner.db.put_cf_opt(
+        meta,
+        META_SMALL_STORAGE,
+        bound.to_be_bytes(),
+        &inner.write_options,
+    )?;
+    Ok(bound as usize)
 }
 
 /// Encodes the latest-block record.

@@ -326,7 +326,10 @@ fn import_into(state: &StateDb, mut reader: impl Read) -> Result<(u64, B256), St
         slots.sort_unstable_by_key(|slot| slot.0);
         let nodes = Mutex::new(Vec::new());
         let sink = |path: &[u8], node: &[u8]| nodes.lock().push((path.to_vec(), node.to_vec()));
-        let storage_root = build_root(&slots, Some(&sink));
+        // Small storage keeps no trie nodes (its root is recomputed from its slots).
+        let sink: Option<crate::trie::NodeSink<'_>> =
+            (slots.len() > inner.small_storage_max_slots).then_some(&sink);
+        let storage_root = build_root(&slots, sink);
         for (path, node) in nodes.into_inner() {
             writer.put(
                 storage_trie_cf,

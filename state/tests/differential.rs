@@ -156,3 +156,92 @@ proptest! {
         prop_assert_eq!(trie.root_hash(), alloy_raw_root(&model));
     }
 }
+
+/// Storage-trie nodes a database with small-storage bound `bound` must hold for `state`: the
+/// nodes of every storage trie of more than `bound` slots, none of the others.
+fn expected_storage_trie_nodes(state: &InMemoryState, bound: usize) -> u64 {
+    state
+        .accounts()
+        .values()
+        .filter(|account| account.storage.len() > bound)
+        .map(|account| {
+            let mut leaves: Vec<(B256, Vec<u8>)> = account
+                .storage
+                .iter()
+                .map(|(slot, value)| {
+                    (
+                        keccak256(slot.to_be_bytes::<32>()),
+                        alloy_rlp::encode(value),
+                    )
+                })
+                .collect();
+            leaves.sort_unstable();
+            let nodes = std::sync::atomic::AtomicU64::new(0);
+            let count = |_: &[u8], _: &[u8]| {
+                nodes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            };
+            chain_state::trie::build_root(&leaves, Some(&count));
+            nodes.into_inner()
+        })
+        .sum()
+}
+
+/// An op on an account of a small pool that grows and shrinks its storage across the
+/// small-storage bound: up to 24 writes over 40 slots, a third of them deletions.
+fn storage_op() -> impl Strategy<Value = Op> {
+    let value = prop_oneof![1 => Just(U256::ZERO), 2 => (1u64..1000).prop_map(U256::from)];
+    prop_oneof![
+        12 => (any::<u64>(), proptest::bool::weighted(0.05),
+               proptest::collection::vec((0u8..40, value), 0..24))
+            .prop_map(|(nonce, clear, slots)| Op::Update {
+                nonce, balance: U256::from(nonce), code: false, clear, slots,
+            }),
+        1 => Just(Op::Delete),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Storage crossing the small-storage bound both ways: roots equal alloy-trie's, the
+    /// database holds exactly the nodes of the storage tries above the bound (none left
+    /// behind), reverts restore both, and the bound stored at creation outlives a reopen with
+    /// another configuration.
+    #[test]
+    fn storage_crossing_the_small_bound_keeps_roots_and_nodes_exact(
+        bound in prop_oneof![Just(0u32), Just(2), Just(16)],
+        blocks in proptest::collection::vec(proptest::collection::vec((0usize..6, storage_op()), 1..6), 2..14),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StateConfig { small_storage_max_slots: bound, ..StateConfig::for_tests() };
+        let mut db = StateDb::open(dir.path(), config.clone()).unwrap();
+        let mut model = InMemoryState::new();
+        let mut states = Vec::new();
+        for (number, ops) in blocks.iter().enumerate() {
+            if number == blocks.len() / 2 {
+                drop(db);
+                let other = StateConfig { small_storage_max_slots: 3, ..config.clone() };
+                db = StateDb::open(dir.path(), other).unwrap();
+            }
+            let diff = to_diff(ops);
+            model.apply(&diff);
+            let root = db.commit_block(number as u64, &diff, &[]).unwrap();
+            prop_assert_eq!(root, alloy_root(&model), "block {}", number);
+            prop_assert_eq!(
+                db.stats().unwrap().storage_trie_nodes,
+                expected_storage_trie_nodes(&model, bound as usize),
+                "block {}", number
+            );
+            states.push(model.clone());
+        }
+        prop_assert_eq!(db.recompute_root_from_flat().unwrap(), alloy_root(&model));
+        let oldest = db.oldest_readable().unwrap();
+        db.revert_to(oldest).unwrap();
+        let state = &states[oldest as usize];
+        prop_assert_eq!(db.latest().unwrap().1, alloy_root(state));
+        prop_assert_eq!(
+            db.stats().unwrap().storage_trie_nodes,
+            expected_storage_trie_nodes(state, bound as usize)
+        );
+    }
+}
