@@ -5,6 +5,7 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target cargo run --profile bench -p chain-benches --example
 //! state_commit_profile [commits]` (`WRITE_BUFFER_MB=<n>` overrides the memtable size,
+//! `BLOCK_CACHE_MB=<n>` RocksDB's block cache,
 //! `RESIDENT_DEPTH=<n>` the account-trie levels kept in memory;
 //! `RUST_LOG=chain_state=debug` prints each commit's phases: reads, storage tries, account
 //! trie, staging, write).
@@ -48,6 +49,9 @@ fn main() {
     let mut config = StateConfig::default();
     if let Ok(mb) = std::env::var("WRITE_BUFFER_MB") {
         config.write_buffer_bytes = mb.parse::<usize>().unwrap() << 20;
+    }
+    if let Ok(mb) = std::env::var("BLOCK_CACHE_MB") {
+        config.block_cache_bytes = mb.parse::<usize>().unwrap() << 20;
     }
     if let Ok(depth) = std::env::var("RESIDENT_DEPTH") {
         config.resident_trie_depth = depth.parse().unwrap();
