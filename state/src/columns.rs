@@ -66,12 +66,14 @@ pub(crate) enum StateColumn {
     Code,
     /// packed nibble path -> node RLP, for the account trie.
     AccountTrie,
-    /// address (20) ++ packed nibble path -> node RLP, for every storage trie.
+    /// address (20) ++ packed nibble path -> node RLP, for every storage trie of more slots
+    /// than the database's small-storage bound.
     StorageTrie,
     /// block (8) ++ chunk (2) -> part of the block's changeset: what it changed and the
     /// values before (see the `history` module).
     Changesets,
-    /// latest block and root, roots of retained blocks, the oldest retained changeset.
+    /// latest block and root, roots of retained blocks, the oldest retained changeset, the
+    /// schema version and the small-storage bound.
     Meta,
 }
 

@@ -207,7 +207,11 @@ fn slots_under(
         if key.len() != 52 {
             return Err(StateError::corruption("storage key is not 52 bytes"));
         }
-        slots.push((U256::from_be_slice(&key[20..]), decode_value(value)?));
+        let value = decode_value(value)?;
+        if value.is_zero() {
+            return Err(StateError::corruption("zero value stored in flat storage"));
+        }
+        slots.push((U256::from_be_slice(&key[20..]), value));
         iter.next();
     }
     iter.status()?;
@@ -384,10 +388,22 @@ impl Inner {
         // Works whose storage is read whole first (it may be small).
         let mut scans: Vec<usize> = Vec::new();
         let small_bound = self.small_storage_max_slots;
-        // Old values of a work's slots from the cache, or else queued for the batched read.
+        // Old values of a work's slots: from `scanned`, a run of its stored slots from the
+        // first (a slot up to its last one and absent from it is zero), else from the cache,
+        // else queued for the batched read.
         let old_values_of =
-            |work: &mut Work, index: usize, lookups: &mut Vec<(usize, usize, [u8; 52])>| {
+            |work: &mut Work,
+             index: usize,
+             scanned: &[(U256, U256)],
+             lookups: &mut Vec<(usize, usize, [u8; 52])>| {
+                let scanned_to = scanned.last().map(|(slot, _)| *slot);
                 for (position, change) in work.slot_changes.iter_mut().enumerate() {
+                    if scanned_to.is_some_and(|last| change.0 <= last) {
+                        change.1 = scanned
+                            .binary_search_by_key(&change.0, |(slot, _)| *slot)
+                            .map_or(U256::ZERO, |i| scanned[i].1);
+                        continue;
+                    }
                     match self.storage_cache.peek(&(work.address, change.0)) {
                         Some(value) => change.1 = value,
                         None => {
@@ -452,7 +468,7 @@ impl Inner {
                     if small_bound > 0 {
                         scans.push(works.len());
                     } else {
-                        old_values_of(&mut work, works.len(), &mut lookups);
+                        old_values_of(&mut work, works.len(), &[], &mut lookups);
                     }
                 }
             }
@@ -494,7 +510,8 @@ impl Inner {
         {
             let work = &mut works[index];
             if slots.len() >= limit {
-                old_values_of(work, index, &mut lookups);
+                // Large: its nodes are updated; the scan answers what it covers.
+                old_values_of(work, index, &slots, &mut lookups);
                 continue;
             }
             if slots.is_empty() {
@@ -503,6 +520,7 @@ impl Inner {
                     work.address
                 )));
             }
+            // Read whole: a slot absent from it is zero.
             for change in &mut work.slot_changes {
                 if let Ok(i) = slots.binary_search_by_key(&change.0, |(slot, _)| *slot) {
                     change.1 = slots[i].1;

@@ -20,9 +20,10 @@ pub struct StateConfig {
     /// it changes, its root is recomputed from its flat slots (read in one prefix scan, which
     /// also yields the old values). Most contracts hold a few slots, and for them the scan
     /// costs less than loading, rewriting and later compacting the trie's nodes. Larger
-    /// storage is updated incrementally through its stored nodes. Fixed when a database is
-    /// created (later opens use the stored value); databases created before this setting
-    /// existed keep every storage trie (0).
+    /// storage is updated incrementally through its stored nodes, after a scan of its first
+    /// slots; values above 256 are taken as 256. Fixed when an empty database is opened
+    /// (later opens use the stored value); databases that got blocks from builds before this
+    /// setting existed keep every storage trie (0).
     pub small_storage_max_slots: u32,
     /// Bytes of RocksDB's LRU block cache, shared by all column families.
     pub block_cache_bytes: usize,

@@ -28,10 +28,18 @@ pub(crate) const META_LATEST: &[u8] = b"latest";
 pub(crate) const META_FIRST_CHANGESET: &[u8] = b"first_changeset";
 pub(crate) const META_VERSION: &[u8] = b"version";
 /// The database's [`StateConfig::small_storage_max_slots`], fixed at creation.
-const META_SMALL_STORAGE: &[u8] = b"small_storage_max_slots";
+pub(crate) const META_SMALL_STORAGE: &[u8] = b"small_storage_max_slots";
+/// The largest small-storage bound a database takes: every commit reads up to this many
+/// slots of each account whose storage it changes.
+const MAX_SMALL_STORAGE_SLOTS: u32 = 256;
 const META_ROOT_TAG: u8 = b'r';
-/// Layout version of the state column families.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// Layout version of the state column families, written with a database's first block.
+/// 2: storage of at most the database's small-storage bound has no trie nodes. 1: every
+/// non-empty storage trie has its nodes (read by this build as the bound 0); builds that
+/// read only 1 refuse 2 instead of failing later on a missing storage-trie node.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
+/// The oldest layout this build reads.
+const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// Meta key of the state root of block `number`.
 pub(crate) fn root_key(number: u64) -> [u8; 9] {
@@ -738,10 +746,11 @@ fn read_head(inner: &Inner) -> Result<Head, StateError> {
         let version: [u8; 4] = version[..]
             .try_into()
             .map_err(|_| StateError::corruption("bad schema version record"))?;
-        if u32::from_be_bytes(version) != SCHEMA_VERSION {
+        let version = u32::from_be_bytes(version);
+        if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&version) {
             return Err(StateError::corruption(format!(
-                "schema version {} (this build reads {SCHEMA_VERSION})",
-                u32::from_be_bytes(version)
+                "schema version {version} (this build reads {OLDEST_SCHEMA_VERSION} to \
+                 {SCHEMA_VERSION})"
             )));
         }
     }
@@ -780,7 +789,10 @@ fn small_storage_max_slots(inner: &Inner, head: &Head) -> Result<usize, StateErr
         // Created before the bound existed: every non-empty storage trie has its nodes.
         return Ok(0);
     }
-    let bound = inner.config.small_storage_max_slots;
+    let bound = inner
+        .config
+        .small_storage_max_slots
+        .min(MAX_SMALL_STORAGE_SLOTS);
     inner.db.put_cf_opt(
         meta,
         META_SMALL_STORAGE,
@@ -796,4 +808,69 @@ pub(crate) fn latest_record(number: u64, root: B256) -> [u8; 40] {
     record[..8].copy_from_slice(&number.to_be_bytes());
     record[8..].copy_from_slice(root.as_slice());
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chain_primitives::{Account, AccountUpdate, StateDiff};
+
+    /// A diff giving `address` the slots `0..slots` with values from `first`.
+    fn with_slots(address: Address, slots: u64, first: u64) -> StateDiff {
+        let update = AccountUpdate {
+            info: Some(Account::with_balance(U256::from(first))),
+            storage_cleared: false,
+            storage: (0..slots)
+                .map(|slot| (U256::from(slot), U256::from(first + slot)))
+                .collect(),
+        };
+        StateDiff {
+            accounts: [(address, update)].into_iter().collect(),
+            ..StateDiff::default()
+        }
+    }
+
+    /// A database that got blocks from a build without the small-storage bound (schema 1, no
+    /// bound record) keeps storing every storage trie whatever the configuration says; a new
+    /// database takes the configured bound.
+    #[test]
+    fn databases_from_before_the_bound_keep_every_storage_trie() {
+        let owner = Address::repeat_byte(1);
+        let dir = tempfile::tempdir().unwrap();
+        let unbounded = StateConfig {
+            small_storage_max_slots: 0,
+            ..StateConfig::for_tests()
+        };
+        let db = StateDb::open(dir.path(), unbounded).unwrap();
+        db.commit_block(0, &with_slots(owner, 2, 1), &[]).unwrap();
+        let meta = db.inner.cf(StateColumn::Meta);
+        db.inner.db.delete_cf(meta, META_SMALL_STORAGE).unwrap();
+        db.inner
+            .db
+            .put_cf(meta, META_VERSION, 1u32.to_be_bytes())
+            .unwrap();
+        assert!(db.stats().unwrap().storage_trie_nodes > 0);
+        drop(db);
+
+        // The test configuration's bound is 4: three slots would be small storage.
+        let db = StateDb::open(dir.path(), StateConfig::for_tests()).unwrap();
+        assert_eq!(db.inner.small_storage_max_slots, 0);
+        db.commit_block(1, &with_slots(owner, 3, 10), &[]).unwrap();
+        assert!(db.stats().unwrap().storage_trie_nodes > 0);
+        assert_eq!(
+            db.recompute_root_from_flat().unwrap(),
+            db.latest().unwrap().1
+        );
+        drop(db);
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), StateConfig::for_tests()).unwrap();
+        assert_eq!(db.inner.small_storage_max_slots, 4);
+        db.commit_block(0, &with_slots(owner, 3, 1), &[]).unwrap();
+        assert_eq!(db.stats().unwrap().storage_trie_nodes, 0);
+        drop(db);
+        // Later opens keep the stored bound, not the configured one (16).
+        let reopened = StateDb::open(dir.path(), StateConfig::default()).unwrap();
+        assert_eq!(reopened.inner.small_storage_max_slots, 4);
+    }
 }

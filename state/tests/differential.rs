@@ -9,7 +9,7 @@ use alloy_trie::{HashBuilder, Nibbles};
 use chain_primitives::{Account, AccountUpdate, InMemoryState, KECCAK_EMPTY, StateDiff};
 use chain_state::trie::MemoryTrie;
 use chain_state::{StateConfig, StateDb};
-use common::alloy_root;
+use common::{alloy_root, expected_storage_trie_nodes};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -155,35 +155,6 @@ proptest! {
         }
         prop_assert_eq!(trie.root_hash(), alloy_raw_root(&model));
     }
-}
-
-/// Storage-trie nodes a database with small-storage bound `bound` must hold for `state`: the
-/// nodes of every storage trie of more than `bound` slots, none of the others.
-fn expected_storage_trie_nodes(state: &InMemoryState, bound: usize) -> u64 {
-    state
-        .accounts()
-        .values()
-        .filter(|account| account.storage.len() > bound)
-        .map(|account| {
-            let mut leaves: Vec<(B256, Vec<u8>)> = account
-                .storage
-                .iter()
-                .map(|(slot, value)| {
-                    (
-                        keccak256(slot.to_be_bytes::<32>()),
-                        alloy_rlp::encode(value),
-                    )
-                })
-                .collect();
-            leaves.sort_unstable();
-            let nodes = std::sync::atomic::AtomicU64::new(0);
-            let count = |_: &[u8], _: &[u8]| {
-                nodes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            };
-            chain_state::trie::build_root(&leaves, Some(&count));
-            nodes.into_inner()
-        })
-        .sum()
 }
 
 /// An op on an account of a small pool that grows and shrinks its storage across the

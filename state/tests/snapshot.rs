@@ -6,7 +6,10 @@ mod common;
 use alloy_primitives::U256;
 use chain_primitives::InMemoryState;
 use chain_state::{StateConfig, StateDb, StateError, diff_of_state};
-use common::{BlockShape, address, alloy_root, assert_same_state, funded, random_block};
+use common::{
+    BlockShape, address, alloy_root, assert_same_state, expected_storage_trie_nodes, funded,
+    random_block,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -202,4 +205,67 @@ fn import_refuses_a_database_with_state() {
     // And the existing state is untouched.
     let db = StateDb::open(dir.path(), StateConfig::for_tests()).unwrap();
     assert_eq!(db.latest().unwrap().0, 12);
+}
+
+#[test]
+fn imported_storage_keeps_nodes_only_above_the_small_bound() {
+    // The test configuration's bound is 4 slots: one account above it, one below.
+    let (large, small) = (address(1), address(2));
+    let mut model = InMemoryState::new();
+    for (account, slots) in [(large, 10u64), (small, 2)] {
+        model.insert_account(account, funded(7));
+        for slot in 0..slots {
+            model.insert_storage(account, U256::from(slot), U256::from(slot + 1));
+        }
+    }
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = StateDb::open(source_dir.path(), StateConfig::for_tests()).unwrap();
+    source.genesis(&diff_of_state(&model), &[]).unwrap();
+    assert_eq!(
+        source.stats().unwrap().storage_trie_nodes,
+        expected_storage_trie_nodes(&model, 4)
+    );
+
+    let target_dir = tempfile::tempdir().unwrap();
+    let (target, block, root) = StateDb::import_snapshot(
+        target_dir.path(),
+        StateConfig::for_tests(),
+        &export(&source)[..],
+    )
+    .unwrap();
+    assert_eq!((block, root), (0, alloy_root(&model)));
+    let nodes = target.stats().unwrap().storage_trie_nodes;
+    assert!(nodes > 0);
+    assert_eq!(nodes, expected_storage_trie_nodes(&model, 4));
+
+    // The large storage shrinks below the bound and the small one grows above it.
+    let mut diff = chain_primitives::StateDiff::default();
+    let mut shrink = chain_primitives::AccountUpdate {
+        info: Some(funded(7)),
+        ..Default::default()
+    };
+    for slot in 3..10u64 {
+        shrink.storage.insert(U256::from(slot), U256::ZERO);
+    }
+    let mut grow = chain_primitives::AccountUpdate {
+        info: Some(funded(7)),
+        ..Default::default()
+    };
+    for slot in 2..9u64 {
+        grow.storage
+            .insert(U256::from(slot), U256::from(100 + slot));
+    }
+    diff.accounts.insert(large, shrink);
+    diff.accounts.insert(small, grow);
+    model.apply(&diff);
+    assert_eq!(
+        target.commit_block(1, &diff, &[]).unwrap(),
+        alloy_root(&model)
+    );
+    assert_eq!(
+        target.stats().unwrap().storage_trie_nodes,
+        expected_storage_trie_nodes(&model, 4)
+    );
+    assert_eq!(model.accounts()[&large].storage.len(), 3);
+    assert_eq!(model.accounts()[&small].storage.len(), 9);
 }

@@ -148,3 +148,32 @@ pub fn assert_same_state<R: StateReader>(
 pub fn funded(balance: u64) -> Account {
     Account::with_balance(U256::from(balance))
 }
+
+/// Storage-trie nodes a database with small-storage bound `bound` must hold for `state`: the
+/// nodes of every storage trie of more than `bound` slots, none of the others.
+pub fn expected_storage_trie_nodes(state: &InMemoryState, bound: usize) -> u64 {
+    state
+        .accounts()
+        .values()
+        .filter(|account| account.storage.len() > bound)
+        .map(|account| {
+            let mut leaves: Vec<(B256, Vec<u8>)> = account
+                .storage
+                .iter()
+                .map(|(slot, value)| {
+                    (
+                        keccak256(slot.to_be_bytes::<32>()),
+                        alloy_rlp::encode(value),
+                    )
+                })
+                .collect();
+            leaves.sort_unstable();
+            let nodes = std::sync::atomic::AtomicU64::new(0);
+            let count = |_: &[u8], _: &[u8]| {
+                nodes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            };
+            chain_state::trie::build_root(&leaves, Some(&count));
+            nodes.into_inner()
+        })
+        .sum()
+}
