@@ -5,7 +5,8 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target cargo run --profile bench -p chain-benches --example
 //! state_commit_profile [commits]` (`WRITE_BUFFER_MB=<n>` overrides the memtable size,
-//! `BLOCK_CACHE_MB=<n>` RocksDB's block cache,
+//! `BLOCK_CACHE_MB=<n>` RocksDB's block cache, `BACKGROUND_JOBS=<n>` its flush and compaction
+//! threads,
 //! `RESIDENT_DEPTH=<n>` the account-trie levels kept in memory;
 //! `RUST_LOG=chain_state=debug` prints each commit's phases: reads, storage tries, account
 //! trie, staging, write).
@@ -49,6 +50,9 @@ fn main() {
     let mut config = StateConfig::default();
     if let Ok(mb) = std::env::var("WRITE_BUFFER_MB") {
         config.write_buffer_bytes = mb.parse::<usize>().unwrap() << 20;
+    }
+    if let Ok(jobs) = std::env::var("BACKGROUND_JOBS") {
+        config.background_jobs = jobs.parse().unwrap();
     }
     if let Ok(mb) = std::env::var("BLOCK_CACHE_MB") {
         config.block_cache_bytes = mb.parse::<usize>().unwrap() << 20;
