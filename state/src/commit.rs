@@ -579,10 +579,10 @@ impl Inner {
                     // A new storage trie: built in one pass, its nodes stored if not small.
                     build_storage(&work.trie_slots, small_bound)
                 } else if let Some(before) = before.filter(|before| {
-                    before.len() <= small_bound || {
-                        // Stored nodes and still large: updated through them below.
-                        after_count(before, &work.slot_changes) <= small_bound
-                    }
+                    // Small before or after: rebuilt here. Large both times: updated through
+                    // its stored nodes below.
+                    before.len() <= small_bound
+                        || after_count(before, &work.slot_changes) <= small_bound
                 }) {
                     // Small before or after: rebuilt from its whole slots, and nodes stored
                     // before are deleted or written now.
