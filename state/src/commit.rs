@@ -266,12 +266,19 @@ fn build_storage(slots: &[(U256, U256)], small_bound: usize) -> (B256, TrieChang
         })
         .collect();
     leaves.sort_unstable_by_key(|leaf| leaf.0);
+    storage_trie(&leaves, small_bound)
+}
+
+/// The storage trie of `leaves` (hashed slot, value RLP; sorted, distinct) built in one pass;
+/// its nodes are returned as writes unless the storage is small (at most `small_bound` slots):
+/// small storage keeps no nodes, its root is recomputed from its slots when it changes.
+pub(crate) fn storage_trie(leaves: &[(B256, Vec<u8>)], small_bound: usize) -> (B256, TrieChanges) {
     if leaves.len() <= small_bound {
-        return (build_root(&leaves, None), TrieChanges::default());
+        return (build_root(leaves, None), TrieChanges::default());
     }
     let writes = parking_lot::Mutex::new(Vec::with_capacity(leaves.len() + 2));
     let sink = |path: &[u8], node: &[u8]| writes.lock().push((path.to_vec(), node.to_vec()));
-    let root = build_root(&leaves, Some(&sink));
+    let root = build_root(leaves, Some(&sink));
     (
         root,
         TrieChanges {

@@ -19,6 +19,7 @@
 
 use crate::codec::{Reader, StoredAccount, decode_value, storage_key};
 use crate::columns::StateColumn;
+use crate::commit::storage_trie;
 use crate::db::{
     META_FIRST_CHANGESET, META_LATEST, META_VERSION, SCHEMA_VERSION, StateDb, latest_record,
     root_key, trie_key,
@@ -324,13 +325,8 @@ fn import_into(state: &StateDb, mut reader: impl Read) -> Result<(u64, B256), St
      -> Result<(), StateError> {
         let mut slots = account.slots;
         slots.sort_unstable_by_key(|slot| slot.0);
-        let nodes = Mutex::new(Vec::new());
-        let sink = |path: &[u8], node: &[u8]| nodes.lock().push((path.to_vec(), node.to_vec()));
-        // Small storage keeps no trie nodes (its root is recomputed from its slots).
-        let sink: Option<crate::trie::NodeSink<'_>> =
-            (slots.len() > inner.small_storage_max_slots).then_some(&sink);
-        let storage_root = build_root(&slots, sink);
-        for (path, node) in nodes.into_inner() {
+        let (storage_root, trie) = storage_trie(&slots, inner.small_storage_max_slots);
+        for (path, node) in trie.writes {
             writer.put(
                 storage_trie_cf,
                 trie_key(Some(&account.address), &path),
