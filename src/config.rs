@@ -140,12 +140,94 @@ pub struct TxPoolSection {
     pub max_total: Option<usize>,
 }
 
-/// `[state]`.
+/// `[state]`: retention, caches and durability of the state database. Unset keys take
+/// [`chain_state::StateConfig::default`]'s values.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
     /// Past block states kept readable and revertible.
     pub history_blocks: Option<u64>,
+    /// RocksDB's block cache, in MiB.
+    pub block_cache_mb: Option<usize>,
+    /// Entries of the in-memory account cache.
+    pub account_cache_entries: Option<usize>,
+    /// Entries of the in-memory storage-slot cache.
+    pub storage_cache_entries: Option<usize>,
+    /// Entries of the in-memory contract-code cache.
+    pub code_cache_entries: Option<usize>,
+    /// Levels of the account trie kept decoded in memory between commits.
+    pub resident_trie_depth: Option<usize>,
+    /// Storage of at most this many slots keeps no trie nodes (used when the database is
+    /// created; an existing database keeps its own value).
+    pub small_storage_max_slots: Option<u32>,
+    /// Each column family's memtable, in MiB.
+    pub write_buffer_mb: Option<usize>,
+    /// fsync the write-ahead log on every commit (survives power loss, not only crashes).
+    pub sync_writes: Option<bool>,
+    /// RocksDB background threads (flushes and compactions).
+    pub background_jobs: Option<i32>,
+}
+
+/// Largest accepted `resident_trie_depth`: depth 7 keeps up to 16^6 branches decoded, which
+/// is already more memory than any machine should spend on it.
+pub const MAX_RESIDENT_TRIE_DEPTH: usize = 7;
+
+/// Largest accepted `small_storage_max_slots` (the state database's own cap).
+pub const MAX_SMALL_STORAGE_SLOTS: u32 = 256;
+
+impl StateSection {
+    /// `base` with this section's values applied; an out-of-range value is an error naming
+    /// its key.
+    pub fn apply(
+        &self,
+        mut base: chain_state::StateConfig,
+    ) -> anyhow::Result<chain_state::StateConfig> {
+        fn check<T: PartialOrd + std::fmt::Display + Copy>(
+            key: &str,
+            value: T,
+            min: T,
+            max: T,
+        ) -> anyhow::Result<T> {
+            if value < min || value > max {
+                anyhow::bail!("state.{key} = {value}: must be between {min} and {max}");
+            }
+            Ok(value)
+        }
+        const MIB: usize = 1 << 20;
+        if let Some(history) = self.history_blocks {
+            base.history_blocks = history;
+        }
+        if let Some(mb) = self.block_cache_mb {
+            base.block_cache_bytes = check("block_cache_mb", mb, 1, 1 << 20)? * MIB;
+        }
+        if let Some(entries) = self.account_cache_entries {
+            base.account_cache_entries = check("account_cache_entries", entries, 1, 1 << 30)?;
+        }
+        if let Some(entries) = self.storage_cache_entries {
+            base.storage_cache_entries = check("storage_cache_entries", entries, 1, 1 << 30)?;
+        }
+        if let Some(entries) = self.code_cache_entries {
+            base.code_cache_entries = check("code_cache_entries", entries, 1, 1 << 24)?;
+        }
+        if let Some(depth) = self.resident_trie_depth {
+            base.resident_trie_depth =
+                check("resident_trie_depth", depth, 0, MAX_RESIDENT_TRIE_DEPTH)?;
+        }
+        if let Some(slots) = self.small_storage_max_slots {
+            base.small_storage_max_slots =
+                check("small_storage_max_slots", slots, 0, MAX_SMALL_STORAGE_SLOTS)?;
+        }
+        if let Some(mb) = self.write_buffer_mb {
+            base.write_buffer_bytes = check("write_buffer_mb", mb, 1, 4096)? * MIB;
+        }
+        if let Some(sync) = self.sync_writes {
+            base.sync_writes = sync;
+        }
+        if let Some(jobs) = self.background_jobs {
+            base.background_jobs = check("background_jobs", jobs, 1, 64)?;
+        }
+        Ok(base)
+    }
 }
 
 /// `[network]`: accepted so that configs stay forward compatible; this build has no
@@ -213,6 +295,57 @@ mod tests {
         assert_eq!(config.rpc.port, 9545);
         assert_eq!(config.execution.threads, Some(4));
         assert_eq!(config.state.history_blocks, Some(64));
+    }
+
+    #[test]
+    fn example_config_parses_and_shows_the_state_defaults() {
+        let example = FileConfig::parse(include_str!("../chaind.example.toml")).unwrap();
+        let defaults = chain_state::StateConfig::default();
+        assert_eq!(example.state.apply(defaults.clone()).unwrap(), defaults);
+        // Every state key is written out, so that the file shows each default.
+        let debug = format!("{:?}", example.state);
+        assert!(!debug.contains("None"), "a [state] key is missing: {debug}");
+        assert_eq!(example.rpc.port, 8545);
+        assert!(!example.execution.sequential);
+    }
+
+    #[test]
+    fn state_section_overrides_and_rejects_out_of_range_values() {
+        let config = FileConfig::parse(
+            "[state]\nblock_cache_mb = 64\nsync_writes = true\nsmall_storage_max_slots = 0\n\
+             resident_trie_depth = 3\nwrite_buffer_mb = 8\nbackground_jobs = 4\n",
+        )
+        .unwrap();
+        let state = config
+            .state
+            .apply(chain_state::StateConfig::default())
+            .unwrap();
+        assert_eq!(state.block_cache_bytes, 64 << 20);
+        assert!(state.sync_writes);
+        assert_eq!(state.small_storage_max_slots, 0);
+        assert_eq!(state.resident_trie_depth, 3);
+        assert_eq!(state.write_buffer_bytes, 8 << 20);
+        assert_eq!(state.background_jobs, 4);
+        assert_eq!(state.history_blocks, 128, "unset keys keep the default");
+        for (text, key) in [
+            ("small_storage_max_slots = 257", "small_storage_max_slots"),
+            ("resident_trie_depth = 8", "resident_trie_depth"),
+            ("block_cache_mb = 0", "block_cache_mb"),
+            ("background_jobs = 0", "background_jobs"),
+            ("account_cache_entries = 0", "account_cache_entries"),
+        ] {
+            let config = FileConfig::parse(&format!("[state]\n{text}\n")).unwrap();
+            let err = config
+                .state
+                .apply(chain_state::StateConfig::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("state.{key}")), "{text}: {err}");
+        }
+        let err = FileConfig::parse("[state]\nsync_writes = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("state.sync_writes"), "{err}");
     }
 
     #[test]

@@ -31,9 +31,13 @@ enum Command {
         /// Genesis file (geth format plus a `consensus` section).
         #[arg(long)]
         genesis: PathBuf,
-        /// Data directory.
+        /// Data directory (default: the config file's, else the platform's data directory).
         #[arg(long)]
         datadir: Option<PathBuf>,
+        /// The node's config file: its `datadir` and `[state]` settings (those fixed when the
+        /// database is created among them) apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run a node from a config file; flags override the file.
     Node(NodeArgs),
@@ -223,9 +227,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dev(args) => commands::dev(&args).map(|()| ExitCode::SUCCESS),
-        Command::Init { genesis, datadir } => {
-            commands::init(&genesis, datadir).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Init {
+            genesis,
+            datadir,
+            config,
+        } => commands::init(&genesis, datadir, config.as_deref()).map(|()| ExitCode::SUCCESS),
         Command::Node(args) => commands::node(&args).map(|()| ExitCode::SUCCESS),
         Command::Statetest { paths, verbose } => {
             let mut reports = Vec::new();
@@ -402,12 +408,15 @@ mod commands {
         Ok(config)
     }
 
-    fn state_config(common: &CommonArgs, file: &FileConfig) -> chain_state::StateConfig {
-        let mut config = chain_state::StateConfig::default();
-        if let Some(history) = common.history.or(file.state.history_blocks) {
+    fn state_config(
+        common: &CommonArgs,
+        file: &FileConfig,
+    ) -> anyhow::Result<chain_state::StateConfig> {
+        let mut config = file.state.apply(chain_state::StateConfig::default())?;
+        if let Some(history) = common.history {
             config.history_blocks = history;
         }
-        config
+        Ok(config)
     }
 
     fn client_version() -> String {
@@ -459,7 +468,7 @@ mod commands {
             genesis,
             validator_key: Some(signers[0].clone()),
             execution: execution_mode(&args.common, &file)?,
-            state: state_config(&args.common, &file),
+            state: state_config(&args.common, &file)?,
             pool,
             dev_accounts: signers.iter().map(|s| s.address()).collect(),
             client_version: client_version(),
@@ -486,15 +495,24 @@ mod commands {
         )
     }
 
-    pub(super) fn init(genesis: &Path, datadir: Option<PathBuf>) -> anyhow::Result<()> {
+    pub(super) fn init(
+        genesis: &Path,
+        datadir: Option<PathBuf>,
+        config: Option<&Path>,
+    ) -> anyhow::Result<()> {
+        let file = match config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let state = file.state.apply(chain_state::StateConfig::default())?;
         let genesis = ChainGenesis::load(genesis)?;
-        let datadir = datadir.unwrap_or_else(default_datadir);
+        let datadir = datadir.or(file.datadir).unwrap_or_else(default_datadir);
         let node = Node::open(NodeConfig {
             datadir: datadir.clone(),
             genesis,
             validator_key: None,
             execution: ExecutionMode::Sequential,
-            state: chain_state::StateConfig::default(),
+            state,
             pool: chain_txpool::PoolConfig::new(0, 0),
             dev_accounts: Vec::new(),
             client_version: client_version(),
@@ -539,20 +557,27 @@ mod commands {
             .clone()
             .or(file.datadir.clone())
             .unwrap_or_else(default_datadir);
+        let state = state_config(&args.common, &file)?;
         let genesis_path = args.genesis.clone().or(file.genesis.clone());
         let genesis = match genesis_path {
             Some(path) => ChainGenesis::load(&path)?,
             None => {
-                let probe = chain_state::StateDb::open(
-                    datadir.join("db"),
-                    chain_state::StateConfig::for_tests(),
-                )
-                .with_context(|| {
-                    format!(
-                        "no --genesis given and no database in {}",
-                        datadir.display()
-                    )
-                })?;
+                // Opening creates a database where there is none, which would fix settings
+                // such as the small-storage bound before `chaind init` could choose them.
+                anyhow::ensure!(
+                    datadir.join("db").join("CURRENT").exists(),
+                    "{} holds no chain: run `chaind init --genesis FILE` first (or give --genesis)",
+                    datadir.display()
+                );
+                // The node's own settings: a database left empty (by a failed start) takes
+                // them as the node would.
+                let probe = chain_state::StateDb::open(datadir.join("db"), state.clone())
+                    .with_context(|| {
+                        format!(
+                            "no --genesis given and no database in {}",
+                            datadir.display()
+                        )
+                    })?;
                 let store = chaind::node::chain::ChainStore::new(probe);
                 let json = store.genesis_json()?.with_context(|| {
                     format!(
@@ -593,7 +618,7 @@ mod commands {
             genesis,
             validator_key,
             execution: execution_mode(&args.common, &file)?,
-            state: state_config(&args.common, &file),
+            state,
             pool: pool_config(&args.common, &file)?,
             dev_accounts: Vec::new(),
             client_version: client_version(),

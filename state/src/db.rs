@@ -540,6 +540,13 @@ impl StateDb {
         &self.inner.config
     }
 
+    /// The small-storage bound in force: the one recorded when the database was created,
+    /// whatever [`StateConfig::small_storage_max_slots`] says now (0 for databases from
+    /// builds before the bound).
+    pub fn small_storage_max_slots(&self) -> usize {
+        self.inner.small_storage_max_slots
+    }
+
     /// A value of the node's chain data.
     pub fn get_chain(
         &self,
