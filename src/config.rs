@@ -157,6 +157,8 @@ pub struct StateSection {
     pub code_cache_entries: Option<usize>,
     /// Levels of the account trie kept decoded in memory between commits.
     pub resident_trie_depth: Option<usize>,
+    /// Those levels' nodes are written to disk every this many commits.
+    pub top_write_interval: Option<u64>,
     /// Storage of at most this many slots keeps no trie nodes (used when the database is
     /// created; an existing database keeps its own value).
     pub small_storage_max_slots: Option<u32>,
@@ -212,6 +214,9 @@ impl StateSection {
         if let Some(depth) = self.resident_trie_depth {
             base.resident_trie_depth =
                 check("resident_trie_depth", depth, 0, MAX_RESIDENT_TRIE_DEPTH)?;
+        }
+        if let Some(interval) = self.top_write_interval {
+            base.top_write_interval = check("top_write_interval", interval, 1, 4096)?;
         }
         if let Some(slots) = self.small_storage_max_slots {
             base.small_storage_max_slots =
@@ -332,6 +337,7 @@ mod tests {
             ("resident_trie_depth = 8", "resident_trie_depth"),
             ("block_cache_mb = 0", "block_cache_mb"),
             ("background_jobs = 0", "background_jobs"),
+            ("top_write_interval = 0", "top_write_interval"),
             ("account_cache_entries = 0", "account_cache_entries"),
         ] {
             let config = FileConfig::parse(&format!("[state]\n{text}\n")).unwrap();

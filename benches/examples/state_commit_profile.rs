@@ -7,7 +7,10 @@
 //! state_commit_profile [commits]` (`WRITE_BUFFER_MB=<n>` overrides the memtable size,
 //! `BLOCK_CACHE_MB=<n>` RocksDB's block cache, `BACKGROUND_JOBS=<n>` its flush and compaction
 //! threads,
-//! `RESIDENT_DEPTH=<n>` the account-trie levels kept in memory;
+//! `RESIDENT_DEPTH=<n>` the account-trie levels kept in memory, `TOP_WRITE_INTERVAL=<n>` how
+//! often their nodes are written;
+//! `OPEN_ONLY=<dir>` only times opening the database in `<dir>` (one left by a killed run
+//! rebuilds its account trie);
 //! `RUST_LOG=chain_state=debug` prints each commit's phases: reads, storage tries, account
 //! trie, staging, write).
 use alloy_primitives::{Address, U256, keccak256};
@@ -46,8 +49,20 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let dir = tempfile::tempdir().unwrap();
     let mut config = StateConfig::default();
+    if let Ok(path) = std::env::var("OPEN_ONLY") {
+        // Times opening an existing database (e.g. one left by a killed run, whose open
+        // rebuilds the account trie), then exits.
+        let started = Instant::now();
+        let db = StateDb::open(&path, config).unwrap();
+        println!(
+            "opened {path} at {:?} in {:.0} ms",
+            db.latest(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
     if let Ok(mb) = std::env::var("WRITE_BUFFER_MB") {
         config.write_buffer_bytes = mb.parse::<usize>().unwrap() << 20;
     }
@@ -59,6 +74,9 @@ fn main() {
     }
     if let Ok(depth) = std::env::var("RESIDENT_DEPTH") {
         config.resident_trie_depth = depth.parse().unwrap();
+    }
+    if let Ok(interval) = std::env::var("TOP_WRITE_INTERVAL") {
+        config.top_write_interval = interval.parse().unwrap();
     }
     let db = StateDb::open(dir.path(), config).unwrap();
     let mut number = 0;

@@ -64,7 +64,8 @@ pub(crate) enum StateColumn {
     Storage,
     /// code hash (32) -> code.
     Code,
-    /// packed nibble path -> node RLP, for the account trie.
+    /// packed nibble path -> node RLP, for the account trie. The nodes above the resident
+    /// depth may lag (their newer versions in memory) while the meta family marks them so.
     AccountTrie,
     /// address (20) ++ packed nibble path -> node RLP, for every storage trie of more slots
     /// than the database's small-storage bound.
@@ -73,7 +74,7 @@ pub(crate) enum StateColumn {
     /// values before (see the `history` module).
     Changesets,
     /// latest block and root, roots of retained blocks, the oldest retained changeset, the
-    /// schema version and the small-storage bound.
+    /// schema version, the small-storage bound, and the mark of an unwritten account-trie top.
     Meta,
 }
 

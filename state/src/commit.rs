@@ -6,8 +6,9 @@ use crate::StateError;
 use crate::codec::{StoredAccount, decode_value, encode_value, storage_key};
 use crate::columns::StateColumn;
 use crate::db::{
-    CfNodes, ChainWrite, Head, Inner, META_FIRST_CHANGESET, META_LATEST, META_VERSION,
-    ResidentTrie, SCHEMA_VERSION, StateDb, latest_record, root_key, trie_key,
+    CfNodes, ChainWrite, Head, Inner, META_FIRST_CHANGESET, META_LATEST, META_TOP_PENDING,
+    META_VERSION, NodeChanges, ResidentTrie, SCHEMA_VERSION, StateDb, latest_record, root_key,
+    stage_node_changes, trie_key,
 };
 use crate::history::{Changeset, Header, KeyFilter, add_entry, chunk_entries, header_db_key};
 use crate::trie::{
@@ -108,6 +109,11 @@ pub(crate) struct CommitPlan {
     pub(crate) storage_trie_ops: Vec<NodeOp>,
     /// Account-trie node changes, sorted by key.
     pub(crate) account_trie_ops: Vec<NodeOp>,
+    /// Whether this commit writes the account trie's whole top (the batch holds the pending
+    /// nodes, staged by the plan).
+    pub(crate) write_top: bool,
+    /// What becomes of the account trie's top once the batch is written.
+    pub(crate) top: TopWrite,
     /// The account trie's root node after the plan, clean, to keep in memory.
     pub(crate) account_trie_root: Node,
     /// The account-trie updates applied (sorted), to prune the kept nodes along their paths.
@@ -116,6 +122,19 @@ pub(crate) struct CommitPlan {
     pub(crate) changeset: Changeset,
     /// How long the plan's phases took.
     pub(crate) timings: PlanTimings,
+}
+
+/// How a commit's batch treats the account trie's top (see
+/// [`StateConfig::top_write_interval`](crate::StateConfig::top_write_interval)).
+#[derive(Default)]
+pub(crate) enum TopWrite {
+    /// Not staged (a plan that is not committed).
+    #[default]
+    NotStaged,
+    /// The batch writes the whole top, the pending nodes included.
+    Written,
+    /// The batch leaves these top-node changes to memory.
+    Pending(Vec<NodeOp>),
 }
 
 /// Wall time of a plan's phases, for the commit's debug log (where a commit's time goes).
@@ -378,6 +397,7 @@ impl Inner {
         parent_root: B256,
         resident: Option<Node>,
         staging: Staging,
+        write_top: bool,
     ) -> Result<CommitPlan, StateError> {
         let started = Instant::now();
         let mut timings = PlanTimings::default();
@@ -618,6 +638,7 @@ impl Inner {
                         db: &self.db,
                         cf: storage_cf,
                         owner: Some(work.address),
+                        newer: None,
                     };
                     let mut trie = IncrementalTrie::open(&source, start);
                     trie.apply(&updates)?;
@@ -672,10 +693,13 @@ impl Inner {
             });
         }
         account_updates.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        // The top nodes not written yet are newer than the column family's: read them first.
+        let pending_top = self.pending_top.lock();
         let source = CfNodes {
             db: &self.db,
             cf: self.cf(StateColumn::AccountTrie),
             owner: None,
+            newer: Some((&pending_top.nodes, self.config.resident_trie_depth)),
         };
         let mut trie = match resident {
             Some(node) => IncrementalTrie::from_node(&source, node),
@@ -683,7 +707,17 @@ impl Inner {
         };
         // The account trie and the batch of everything else are independent: build both at
         // once.
-        let estimated_bytes = plan.estimated_batch_bytes();
+        // A commit that writes the account trie's top stages the pending nodes with the rest,
+        // before the plan's own writes of the same keys (which come later and win).
+        let pending_nodes =
+            (write_top && staging != Staging::Nothing).then_some(&pending_top.nodes);
+        let estimated_bytes = plan.estimated_batch_bytes()
+            + pending_nodes.map_or(0, |nodes| {
+                nodes
+                    .iter()
+                    .map(|(key, node)| key.len() + node.as_ref().map_or(0, Vec::len) + 8)
+                    .sum()
+            });
         let (accounts, storage, storage_trie_ops, changeset) = (
             &plan.accounts,
             &plan.storage,
@@ -702,6 +736,9 @@ impl Inner {
                 }
                 // Reserved up front: growing a batch of megabytes copies it each time.
                 let mut batch = WriteBatch::with_capacity_bytes(estimated_bytes);
+                if let Some(nodes) = pending_nodes {
+                    stage_node_changes(&mut batch, self.cf(StateColumn::AccountTrie), nodes);
+                }
                 self.stage_flat(&mut batch, accounts, storage, storage_trie_ops);
                 let filter = match staging {
                     Staging::FlatAndChangeset(number) => {
@@ -720,6 +757,7 @@ impl Inner {
             plan.changeset_filter = filter;
         }
         plan.root = root;
+        plan.write_top = write_top;
         plan.account_trie_root = node;
         plan.account_updates = account_updates;
         node_ops(None, changes, &mut plan.account_trie_ops);
@@ -753,13 +791,45 @@ impl Inner {
         stage_node_ops(batch, self.cf(StateColumn::StorageTrie), storage_trie_ops);
     }
 
-    /// Adds the plan's account-trie writes to `batch`.
-    pub(crate) fn stage_account_trie(&self, batch: &mut WriteBatch, plan: &CommitPlan) {
-        stage_node_ops(
-            batch,
-            self.cf(StateColumn::AccountTrie),
-            &plan.account_trie_ops,
-        );
+    /// Whether the next commit must write the account trie's whole top: every
+    /// `top_write_interval` commits, always without a resident top.
+    pub(crate) fn top_write_due(&self) -> bool {
+        self.config.resident_trie_depth == 0
+            || self.pending_top.lock().commits + 1 >= self.config.top_write_interval
+    }
+
+    /// Adds the plan's account-trie writes to `batch`. A plan that writes the top (its
+    /// pending nodes are already in the batch) adds all of them and clears the mark; the
+    /// others add the nodes below the resident depth, mark the top as pending, and keep its
+    /// changes for memory (merged into `pending_top` once the batch is written).
+    pub(crate) fn stage_account_trie(
+        &self,
+        batch: &mut WriteBatch,
+        plan: &mut CommitPlan,
+        number: u64,
+    ) {
+        let cf = self.cf(StateColumn::AccountTrie);
+        let meta = self.cf(StateColumn::Meta);
+        if plan.write_top {
+            stage_node_ops(batch, cf, &plan.account_trie_ops);
+            batch.delete_cf(meta, META_TOP_PENDING);
+            plan.top = TopWrite::Written;
+            return;
+        }
+        let depth = self.config.resident_trie_depth;
+        // A key ends with its path's length in nibbles.
+        let (top, below): (Vec<NodeOp>, Vec<NodeOp>) = std::mem::take(&mut plan.account_trie_ops)
+            .into_iter()
+            .partition(|(key, _)| key.last().is_some_and(|&len| usize::from(len) < depth));
+        stage_node_ops(batch, cf, &below);
+        if self.pending_top.lock().commits == 0 {
+            // The first commit whose top is not written marks it (and the layout that has
+            // such marks).
+            batch.put_cf(meta, META_TOP_PENDING, number.to_be_bytes());
+            batch.put_cf(meta, META_VERSION, SCHEMA_VERSION.to_be_bytes());
+        }
+        plan.account_trie_ops = below;
+        plan.top = TopWrite::Pending(top);
     }
 
     /// Adds block `number`'s changeset to `batch`; returns the filter of its keys.
@@ -908,13 +978,28 @@ impl Inner {
             }
             *self.head.write() = head;
         }
-        // The commit lock is held: no other commit takes the resident trie meanwhile.
+        // The commit lock is held: no other commit takes the resident trie meanwhile, and no
+        // plan reads the pending top.
         if let Some((_, root)) = head.latest {
             *self.resident.lock() = Some(ResidentTrie { root, node });
         }
+        let mut written_top = NodeChanges::default();
+        match std::mem::take(&mut plan.top) {
+            TopWrite::NotStaged => {}
+            TopWrite::Written => {
+                let mut pending = self.pending_top.lock();
+                written_top = std::mem::take(&mut pending.nodes);
+                pending.commits = 0;
+            }
+            TopWrite::Pending(nodes) => {
+                let mut pending = self.pending_top.lock();
+                pending.nodes.extend(nodes);
+                pending.commits += 1;
+            }
+        }
         // Freeing tens of thousands of nodes and buffers takes milliseconds the commit need
         // not wait for.
-        rayon::spawn(move || drop((plan, unloaded, account_updates)));
+        rayon::spawn(move || drop((plan, unloaded, account_updates, written_top)));
         Ok(())
     }
 }
@@ -953,11 +1038,12 @@ impl StateDb {
             Staging::Flat
         };
         let resident = inner.take_resident(parent_root);
-        let mut plan = inner.plan(changes_of(diff), parent_root, resident, staging)?;
+        let write_top = inner.top_write_due();
+        let mut plan = inner.plan(changes_of(diff), parent_root, resident, staging, write_top)?;
         let planned = Instant::now();
 
         let mut batch = plan.batch.take().unwrap_or_default();
-        inner.stage_account_trie(&mut batch, &plan);
+        inner.stage_account_trie(&mut batch, &mut plan, number);
         let code = inner.cf(StateColumn::Code);
         for (hash, bytecode) in &diff.codes {
             batch.put_cf(code, hash, bytecode);
@@ -1040,7 +1126,7 @@ impl StateDb {
             .map_or(EMPTY_ROOT_HASH, |(_, root)| root);
         // Without the resident nodes: they must stay as they are for the next commit.
         Ok(inner
-            .plan(changes_of(diff), parent_root, None, Staging::Nothing)?
+            .plan(changes_of(diff), parent_root, None, Staging::Nothing, false)?
             .root)
     }
 
@@ -1117,7 +1203,8 @@ impl StateDb {
             });
         }
         let resident = inner.take_resident(latest_root);
-        let mut plan = inner.plan(changes, latest_root, resident, Staging::Flat)?;
+        // Reverts are rare: they write the whole top, pending nodes included.
+        let mut plan = inner.plan(changes, latest_root, resident, Staging::Flat, true)?;
         if plan.root != target_root {
             return Err(StateError::RevertRootMismatch {
                 number,
@@ -1126,7 +1213,7 @@ impl StateDb {
             });
         }
         let mut batch = plan.batch.take().unwrap_or_default();
-        inner.stage_account_trie(&mut batch, &plan);
+        inner.stage_account_trie(&mut batch, &mut plan, number);
         for (block, header) in &removed {
             inner.stage_changeset_removal(&mut batch, *block, header);
             batch.delete_cf(meta, root_key(*block));

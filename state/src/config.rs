@@ -16,6 +16,14 @@ pub struct StateConfig {
     /// whatever the state size: at most 1 + 16 + ... + 16^(depth-1) nodes (69,905 branches,
     /// about 50 MiB, for depth 5). 0 keeps nothing.
     pub resident_trie_depth: usize,
+    /// The resident top of the account trie is written to the database every this many
+    /// commits instead of with every commit (1: every commit). Nearly every commit rewrites
+    /// the whole top (its branches cover every account), so at 10,000 accounts per block it
+    /// is half the bytes a commit writes and compacts. Meanwhile the unwritten nodes stay in
+    /// memory, and a clean close writes them. After a crash, opening the database rebuilds
+    /// the account trie from the flat accounts (which every commit writes), checked against
+    /// the latest root: a full pass over the accounts, seconds per million.
+    pub top_write_interval: u64,
     /// Storage of at most this many slots keeps no storage-trie nodes in the database: when
     /// it changes, its root is recomputed from its flat slots (read in one prefix scan, which
     /// also yields the old values). Most contracts hold a few slots, and for them the scan
@@ -49,6 +57,7 @@ impl Default for StateConfig {
             storage_cache_entries: 1 << 21,
             code_cache_entries: 8192,
             resident_trie_depth: 5,
+            top_write_interval: 64,
             small_storage_max_slots: 16,
             block_cache_bytes: 512 << 20,
             write_buffer_bytes: 64 << 20,
@@ -67,6 +76,7 @@ impl StateConfig {
             storage_cache_entries: 4096,
             code_cache_entries: 256,
             resident_trie_depth: 2,
+            top_write_interval: 3,
             small_storage_max_slots: 4,
             block_cache_bytes: 8 << 20,
             write_buffer_bytes: 4 << 20,

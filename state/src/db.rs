@@ -33,11 +33,17 @@ pub(crate) const META_SMALL_STORAGE: &[u8] = b"small_storage_max_slots";
 /// slots of each account whose storage it changes.
 const MAX_SMALL_STORAGE_SLOTS: u32 = 256;
 const META_ROOT_TAG: u8 = b'r';
-/// Layout version of the state column families, written with a database's first block.
-/// 2: storage of at most the database's small-storage bound has no trie nodes. 1: every
-/// non-empty storage trie has its nodes (read by this build as the bound 0); builds that
-/// read only 1 refuse 2 instead of failing later on a missing storage-trie node.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+/// Present while the account trie's top in the database lags the flat state (its newest
+/// nodes are in memory, see [`StateConfig::top_write_interval`]); the value is the first
+/// block whose top was not written. Opening a database that has it rebuilds the account trie.
+pub(crate) const META_TOP_PENDING: &[u8] = b"account_trie_top_pending";
+/// Layout version of the state column families, written with a database's first block and
+/// by every commit that leaves the account trie's top unwritten. 3: the account trie's top
+/// may lag the flat state while [`META_TOP_PENDING`] is set. 2: storage of at most the
+/// database's small-storage bound has no trie nodes. 1: every non-empty storage trie has its
+/// nodes (read by this build as the bound 0). Builds that read only older versions refuse
+/// newer ones instead of misreading them.
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 /// The oldest layout this build reads.
 const OLDEST_SCHEMA_VERSION: u32 = 1;
 
@@ -112,6 +118,8 @@ pub(crate) struct Inner {
     /// The top of the account trie as of the latest commit (taken by a commit or revert
     /// while it runs; `None` when unknown, e.g. after a failed write).
     pub(crate) resident: Mutex<Option<ResidentTrie>>,
+    /// Account-trie top nodes changed since the top was last written.
+    pub(crate) pending_top: Mutex<PendingTop>,
     pub(crate) filter: RwLock<ExistenceFilter>,
     pub(crate) head: RwLock<Head>,
     /// Serialises commits and reverts.
@@ -314,17 +322,39 @@ impl Inner {
     }
 }
 
+/// Account-trie node changes by database key (`None`: deleted).
+pub(crate) type NodeChanges = alloy_primitives::map::HashMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// The account trie's top nodes that commits changed and did not write yet (see
+/// [`StateConfig::top_write_interval`]): together with the column family they are the trie
+/// of the latest block.
+#[derive(Default)]
+pub(crate) struct PendingTop {
+    pub(crate) nodes: NodeChanges,
+    /// Commits since the top was last written.
+    pub(crate) commits: u64,
+}
+
 /// Reads trie nodes of one trie from its column family.
 pub(crate) struct CfNodes<'a> {
     pub(crate) db: &'a DB,
     pub(crate) cf: &'a ColumnFamily,
     /// The account owning the storage trie; `None` for the account trie.
     pub(crate) owner: Option<Address>,
+    /// Newer nodes than the column family's for paths shorter than the given length, read
+    /// first (the account trie's pending top).
+    pub(crate) newer: Option<(&'a NodeChanges, usize)>,
 }
 
 impl NodeSource for CfNodes<'_> {
     fn load(&self, path: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         let key = trie_key(self.owner.as_ref(), path);
+        if let Some((newer, below)) = self.newer
+            && path.len() < below
+            && let Some(node) = newer.get(&key)
+        {
+            return Ok(node.clone());
+        }
         Ok(self
             .db
             .get_pinned_cf(self.cf, key)?
@@ -452,6 +482,7 @@ impl StateDb {
             storage_cache: quick_cache::sync::Cache::new(config.storage_cache_entries.max(16)),
             code_cache: quick_cache::sync::Cache::new(config.code_cache_entries.max(16)),
             resident: Mutex::new(None),
+            pending_top: Mutex::new(PendingTop::default()),
             history_filters: RwLock::new(BTreeMap::new()),
             filter: RwLock::new(ExistenceFilter::with_capacity(0)),
             head: RwLock::new(Head {
@@ -469,6 +500,14 @@ impl StateDb {
         let head = read_head(&inner)?;
         *inner.head.write() = head;
         inner.small_storage_max_slots = small_storage_max_slots(&inner, &head)?;
+        let meta = inner.cf(StateColumn::Meta);
+        if let Some(pending) = inner.db.get_pinned_cf(meta, META_TOP_PENDING)? {
+            let since = <[u8; 8]>::try_from(&pending[..])
+                .map(u64::from_be_bytes)
+                .ok();
+            drop(pending);
+            rebuild_account_trie(&inner, head, since)?;
+        }
         if let Some((latest, _)) = head.latest {
             let mut filters = inner.history_filters.write();
             for block in head.first_changeset..=latest {
@@ -697,8 +736,14 @@ impl StateDb {
         })
     }
 
-    /// Flushes all memtables to SST files (e.g. before measuring the size on disk).
+    /// Writes the account trie's pending top (see [`StateConfig::top_write_interval`]) and
+    /// flushes all memtables to SST files: at shutdown, so that the next open needs no
+    /// rebuild, or before measuring the size on disk.
     pub fn flush(&self) -> Result<(), StateError> {
+        {
+            let _commit = self.inner.commit_lock.lock();
+            write_pending_top(&self.inner)?;
+        }
         let db = &self.inner.db;
         let families: Vec<&ColumnFamily> = StateColumn::ALL
             .iter()
@@ -784,6 +829,140 @@ fn read_head(inner: &Inner) -> Result<Head, StateError> {
 
 /// The database's small-storage bound: stored at creation, so that every commit of a
 /// database agrees on which storage tries have stored nodes whatever later configurations say.
+/// Writes every node of the account trie of `leaves` (hashed address and account RLP,
+/// sorted) into the account-trie column family, in batches of at most about
+/// `batch_bytes`, and returns the root. Not atomic: callers make the result visible with a
+/// last write of their own.
+pub(crate) fn write_account_trie(
+    inner: &Inner,
+    leaves: &[(B256, Vec<u8>)],
+    batch_bytes: usize,
+) -> Result<B256, StateError> {
+    let cf = inner.cf(StateColumn::AccountTrie);
+    let shared = Mutex::new((rocksdb::WriteBatch::default(), None::<StateError>));
+    let sink = |path: &[u8], node: &[u8]| {
+        let mut guard = shared.lock();
+        let (batch, error) = &mut *guard;
+        batch.put_cf(cf, trie_key(None, path), node);
+        if batch.size_in_bytes() > batch_bytes
+            && error.is_none()
+            && let Err(e) = inner.db.write(std::mem::take(batch))
+        {
+            *error = Some(e.into());
+        }
+    };
+    let root = build_root(leaves, Some(&sink));
+    let (batch, error) = shared.into_inner();
+    if let Some(error) = error {
+        return Err(error);
+    }
+    inner.db.write(batch)?;
+    Ok(root)
+}
+
+/// Rebuilds the account trie from the flat accounts after a crash left its top unwritten
+/// (`since`: the block that left it so, if recorded): deletes every stored node, writes the
+/// trie of the flat accounts and their stored storage roots, and clears the mark once the
+/// root equals the latest block's. Interrupted, it starts over at the next open.
+fn rebuild_account_trie(inner: &Inner, head: Head, since: Option<u64>) -> Result<(), StateError> {
+    let started = std::time::Instant::now();
+    let expected = head.latest.map_or(EMPTY_ROOT_HASH, |(_, root)| root);
+    let mut leaves: Vec<(B256, Vec<u8>)> = Vec::new();
+    let mut iter = inner.db.raw_iterator_cf(inner.cf(StateColumn::Accounts));
+    iter.seek_to_first();
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        if key.len() != 20 {
+            return Err(StateError::corruption("account key is not 20 bytes"));
+        }
+        let account = StoredAccount::decode(value)?;
+        leaves.push((
+            keccak256(key),
+            trie::account_rlp(&account.info, account.storage_root),
+        ));
+        iter.next();
+    }
+    iter.status()?;
+    drop(iter);
+    leaves.par_sort_unstable_by_key(|leaf| leaf.0);
+
+    let cf = inner.cf(StateColumn::AccountTrie);
+    let mut wipe = rocksdb::WriteBatch::default();
+    // Keys are a packed path (at most 32 bytes) and its length: all below 34 bytes of 0xff.
+    wipe.delete_range_cf(cf, [].as_slice(), [0xffu8; 34].as_slice());
+    inner.db.write(wipe)?;
+    let root = write_account_trie(inner, &leaves, 8 << 20)?;
+    if root != expected {
+        return Err(StateError::corruption(format!(
+            "the account trie rebuilt from the flat accounts has root {root}, the latest \
+             block {expected}"
+        )));
+    }
+    let mut done = rocksdb::WriteBatch::default();
+    done.delete_cf(inner.cf(StateColumn::Meta), META_TOP_PENDING);
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    inner.db.write_opt(done, &sync)?;
+    tracing::info!(
+        accounts = leaves.len(),
+        unwritten_since = since,
+        latest = head.latest.map(|(number, _)| number),
+        %root,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "rebuilt the account trie after an unclean shutdown"
+    );
+    Ok(())
+}
+
+/// Writes the account trie's pending top, if any, and clears the mark (a clean close).
+fn write_pending_top(inner: &Inner) -> Result<(), StateError> {
+    let mut pending = inner.pending_top.lock();
+    // A commit that changed no top node still marked the top as pending.
+    if pending.nodes.is_empty() && pending.commits == 0 {
+        return Ok(());
+    }
+    let mut batch = rocksdb::WriteBatch::default();
+    stage_node_changes(
+        &mut batch,
+        inner.cf(StateColumn::AccountTrie),
+        &pending.nodes,
+    );
+    batch.delete_cf(inner.cf(StateColumn::Meta), META_TOP_PENDING);
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    inner.db.write_opt(batch, &sync)?;
+    pending.nodes.clear();
+    pending.commits = 0;
+    Ok(())
+}
+
+/// Adds `changes` to `batch`, in key order (RocksDB inserts keys into a memtable faster in
+/// order).
+pub(crate) fn stage_node_changes(
+    batch: &mut rocksdb::WriteBatch,
+    cf: &ColumnFamily,
+    changes: &NodeChanges,
+) {
+    let mut sorted: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = changes.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (key, node) in sorted {
+        match node {
+            Some(node) => batch.put_cf(cf, key, node),
+            None => batch.delete_cf(cf, key),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(error) = write_pending_top(self) {
+            tracing::warn!(
+                %error,
+                "could not write the account trie's top at close: the next open rebuilds it"
+            );
+        }
+    }
+}
+
 fn small_storage_max_slots(inner: &Inner, head: &Head) -> Result<usize, StateError> {
     let meta = inner.cf(StateColumn::Meta);
     if let Some(bytes) = inner.db.get_pinned_cf(meta, META_SMALL_STORAGE)? {
@@ -835,6 +1014,138 @@ mod tests {
             accounts: [(address, update)].into_iter().collect(),
             ..StateDiff::default()
         }
+    }
+
+    /// Blocks of `accounts` funded accounts (addresses from `seed`), for a trie several levels
+    /// deep.
+    fn funded(seed: u64, accounts: u64) -> StateDiff {
+        StateDiff {
+            accounts: (0..accounts)
+                .map(|i| {
+                    let address = Address::from_slice(
+                        &keccak256([seed.to_be_bytes(), i.to_be_bytes()].concat())[..20],
+                    );
+                    let update = AccountUpdate {
+                        info: Some(Account::with_balance(U256::from(seed * 1000 + i + 1))),
+                        storage_cleared: false,
+                        storage: BTreeMap::new(),
+                    };
+                    (address, update)
+                })
+                .collect(),
+            ..StateDiff::default()
+        }
+    }
+
+    /// Whether the closed database at `path` marks its account trie's top as unwritten.
+    fn top_pending_on_disk(path: &Path) -> bool {
+        let names = DB::list_cf(&Options::default(), path).unwrap();
+        let raw = DB::open_cf_for_read_only(&Options::default(), path, &names, false).unwrap();
+        let meta = raw.cf_handle(StateColumn::Meta.name()).unwrap();
+        raw.get_cf(meta, META_TOP_PENDING).unwrap().is_some()
+    }
+
+    /// A process that dies with the account trie's top unwritten leaves a database whose next
+    /// open rebuilds the trie: the same root, exactly the nodes of a database that wrote every
+    /// commit, and later commits giving the roots that database gives.
+    #[test]
+    fn an_unwritten_top_is_rebuilt_at_open() {
+        let every_commit = StateConfig {
+            top_write_interval: 1,
+            ..StateConfig::for_tests()
+        };
+        let deferred = StateConfig {
+            top_write_interval: 4,
+            resident_trie_depth: 3,
+            ..StateConfig::for_tests()
+        };
+        let reference_dir = tempfile::tempdir().unwrap();
+        let reference = StateDb::open(reference_dir.path(), every_commit).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), deferred.clone()).unwrap();
+        for number in 0..6 {
+            let diff = funded(number, 300);
+            assert_eq!(
+                db.commit_block(number, &diff, &[]).unwrap(),
+                reference.commit_block(number, &diff, &[]).unwrap()
+            );
+        }
+        // Block 4 wrote the top; block 5 left its changes in memory.
+        assert!(!db.inner.pending_top.lock().nodes.is_empty());
+        let meta = db.inner.cf(StateColumn::Meta);
+        assert!(
+            db.inner
+                .db
+                .get_cf(meta, META_TOP_PENDING)
+                .unwrap()
+                .is_some()
+        );
+        // What an imported block's check sees goes through the pending top too.
+        let next = funded(6, 50);
+        assert_eq!(
+            db.state_root_after(&next).unwrap(),
+            reference.state_root_after(&next).unwrap()
+        );
+        // The process dies: nothing writes the pending nodes or clears the mark.
+        *db.inner.pending_top.lock() = PendingTop::default();
+        drop(db);
+        assert!(top_pending_on_disk(dir.path()));
+
+        let db = StateDb::open(dir.path(), deferred.clone()).unwrap();
+        let meta = db.inner.cf(StateColumn::Meta);
+        assert!(
+            db.inner
+                .db
+                .get_cf(meta, META_TOP_PENDING)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(db.latest(), reference.latest());
+        assert_eq!(
+            db.stats().unwrap().account_trie_nodes,
+            reference.stats().unwrap().account_trie_nodes
+        );
+        for number in 6..14 {
+            let diff = funded(number, 200);
+            assert_eq!(
+                db.commit_block(number, &diff, &[]).unwrap(),
+                reference.commit_block(number, &diff, &[]).unwrap(),
+                "block {number} after the rebuild"
+            );
+        }
+        // Block 13 wrote the top; an empty block changes no top node but marks it pending.
+        let empty = StateDiff::default();
+        assert_eq!(
+            db.commit_block(14, &empty, &[]).unwrap(),
+            reference.commit_block(14, &empty, &[]).unwrap()
+        );
+        assert!(db.inner.pending_top.lock().nodes.is_empty());
+        // A clean close writes the pending top and clears the mark: the next open needs no
+        // rebuild.
+        drop(db);
+        assert!(!top_pending_on_disk(dir.path()));
+        let db = StateDb::open(dir.path(), deferred).unwrap();
+        let meta = db.inner.cf(StateColumn::Meta);
+        assert!(
+            db.inner
+                .db
+                .get_cf(meta, META_TOP_PENDING)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            db.stats().unwrap().account_trie_nodes,
+            reference.stats().unwrap().account_trie_nodes
+        );
+        assert_eq!(
+            db.recompute_root_from_flat().unwrap(),
+            db.latest().unwrap().1
+        );
+        let diff = funded(15, 100);
+        assert_eq!(
+            db.commit_block(15, &diff, &[]).unwrap(),
+            reference.commit_block(15, &diff, &[]).unwrap()
+        );
     }
 
     /// A database that got blocks from a build without the small-storage bound (schema 1, no

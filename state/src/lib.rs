@@ -3,7 +3,9 @@
 //!
 //! [`StateDb`] is the database: [`StateDb::commit_block`] applies a block's
 //! [`StateDiff`](chain_primitives::StateDiff) atomically and returns the new state root,
-//! rehashing only the touched trie paths (storage tries in parallel); [`StateDb::revert_to`]
+//! rehashing only the touched trie paths (storage tries in parallel) and writing the account
+//! trie's top levels, which stay in memory, only every few commits (a crash makes the next
+//! open rebuild the account trie from the flat state); [`StateDb::revert_to`]
 //! undoes blocks for reorgs; [`StateDb::reader`] gives a [`LatestReader`] and
 //! [`StateDb::reader_at`] a [`HistoricalReader`], both implementing
 //! [`StateReader`](chain_primitives::StateReader) with [`StateError`] as the error.

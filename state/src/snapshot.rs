@@ -22,13 +22,12 @@ use crate::columns::StateColumn;
 use crate::commit::storage_trie;
 use crate::db::{
     META_FIRST_CHANGESET, META_LATEST, META_VERSION, SCHEMA_VERSION, StateDb, latest_record,
-    root_key, trie_key,
+    root_key, trie_key, write_account_trie,
 };
-use crate::trie::{EMPTY_ROOT_HASH, account_rlp, build_root, storage_value_rlp};
+use crate::trie::{EMPTY_ROOT_HASH, account_rlp, storage_value_rlp};
 use crate::{StateConfig, StateError};
 use alloy_primitives::{Address, B256, U256, keccak256};
 use chain_primitives::{Account, KECCAK_EMPTY};
-use parking_lot::Mutex;
 use rocksdb::{ColumnFamily, DB, ReadOptions, WriteBatch};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -470,25 +469,7 @@ fn import_into(state: &StateDb, mut reader: impl Read) -> Result<(u64, B256), St
     // The account trie, written in bounded batches from the builder's threads.
     account_leaves.sort_unstable_by_key(|leaf| leaf.0);
     writer.finish()?;
-    let account_trie_cf = inner.cf(StateColumn::AccountTrie);
-    let shared = Mutex::new((WriteBatch::default(), None::<StateError>));
-    let sink = |path: &[u8], node: &[u8]| {
-        let mut guard = shared.lock();
-        let (batch, error) = &mut *guard;
-        batch.put_cf(account_trie_cf, trie_key(None, path), node);
-        if batch.size_in_bytes() > IMPORT_BATCH_BYTES
-            && error.is_none()
-            && let Err(e) = db.write(std::mem::take(batch))
-        {
-            *error = Some(e.into());
-        }
-    };
-    let root = build_root(&account_leaves, Some(&sink));
-    let (batch, error) = shared.into_inner();
-    if let Some(error) = error {
-        return Err(error);
-    }
-    db.write(batch)?;
+    let root = write_account_trie(inner, &account_leaves, IMPORT_BATCH_BYTES)?;
     if root != expected_root {
         return Err(StateError::SnapshotRootMismatch {
             expected: expected_root,
