@@ -4,6 +4,25 @@
 use chaind::dev::{DevOptions, dev_genesis, dev_signers};
 use std::process::Command;
 
+/// `chaind init` of `genesis` with `config`, into `datadir` if given.
+fn init(
+    genesis: &std::path::Path,
+    config: &std::path::Path,
+    datadir: Option<&std::path::Path>,
+) -> std::process::Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "init".as_ref(),
+        "--genesis".as_ref(),
+        genesis.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ];
+    if let Some(datadir) = datadir {
+        args.extend(["--datadir".as_ref(), datadir.as_os_str()]);
+    }
+    chaind(&args)
+}
+
 fn chaind(args: &[&std::ffi::OsStr]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_chaind"))
         .args(args)
@@ -39,13 +58,7 @@ fn init_takes_the_state_section_and_node_does_not_create_empty_databases() {
     )
     .unwrap();
 
-    let out = chaind(&[
-        "init".as_ref(),
-        "--genesis".as_ref(),
-        genesis_path.as_os_str(),
-        "--config".as_ref(),
-        config_path.as_os_str(),
-    ]);
+    let out = init(&genesis_path, &config_path, None);
     assert!(
         out.status.success(),
         "init failed: {}",
@@ -61,15 +74,7 @@ fn init_takes_the_state_section_and_node_does_not_create_empty_databases() {
     // An out-of-range value is an error naming the key, and nothing is created.
     std::fs::write(&config_path, "[state]\nsmall_storage_max_slots = 1000\n").unwrap();
     let fresh = dir.path().join("fresh");
-    let out = chaind(&[
-        "init".as_ref(),
-        "--genesis".as_ref(),
-        genesis_path.as_os_str(),
-        "--config".as_ref(),
-        config_path.as_os_str(),
-        "--datadir".as_ref(),
-        fresh.as_os_str(),
-    ]);
+    let out = init(&genesis_path, &config_path, Some(&fresh));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("state.small_storage_max_slots"), "{stderr}");

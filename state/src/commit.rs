@@ -399,6 +399,9 @@ impl Inner {
         staging: Staging,
         write_top: bool,
     ) -> Result<CommitPlan, StateError> {
+        if self.pending_top.lock().interrupted {
+            return Err(StateError::Interrupted);
+        }
         let started = Instant::now();
         let mut timings = PlanTimings::default();
         let addresses: Vec<Address> = changes.iter().map(|c| c.address).collect();
@@ -923,6 +926,9 @@ impl Inner {
         let mut node = std::mem::take(&mut plan.account_trie_root);
         let account_updates = std::mem::take(&mut plan.account_updates);
         let mut unloaded = Vec::new();
+        // Cleared below once the pending top matches what the batch wrote: a panic in between
+        // leaves it set (see `PendingTop::interrupted`).
+        self.pending_top.lock().interrupted = true;
         {
             let _published = self.publish_lock.write();
             // The caches are updated and the kept trie pruned while RocksDB applies the batch
@@ -956,6 +962,8 @@ impl Inner {
             if let Err(error) = written {
                 self.account_cache.clear();
                 self.storage_cache.clear();
+                // Not written: the pending top still matches the database.
+                self.pending_top.lock().interrupted = false;
                 return Err(error.into());
             }
             match replacement {
@@ -997,6 +1005,7 @@ impl Inner {
                 pending.commits += 1;
             }
         }
+        self.pending_top.lock().interrupted = false;
         // Freeing tens of thousands of nodes and buffers takes milliseconds the commit need
         // not wait for.
         rayon::spawn(move || drop((plan, unloaded, account_updates, written_top)));

@@ -333,6 +333,10 @@ pub(crate) struct PendingTop {
     pub(crate) nodes: NodeChanges,
     /// Commits since the top was last written.
     pub(crate) commits: u64,
+    /// A commit's publication was interrupted (a panic between its write and the update of
+    /// `nodes`): the nodes may be older than the database's deep nodes. Nothing commits or
+    /// writes them any more; the mark stays, so that the next open rebuilds the trie.
+    pub(crate) interrupted: bool,
 }
 
 /// Reads trie nodes of one trie from its column family.
@@ -507,6 +511,25 @@ impl StateDb {
                 .ok();
             drop(pending);
             rebuild_account_trie(&inner, head, since)?;
+        } else if let Some((number, root)) = head.latest
+            && root != EMPTY_ROOT_HASH
+        {
+            // Without the mark the stored top must be the latest block's: one read checks
+            // its root node, so that a top left stale without a mark (which would give wrong
+            // roots, as nodes are read by path) is rebuilt instead of used.
+            let stored = inner
+                .db
+                .get_pinned_cf(inner.cf(StateColumn::AccountTrie), trie_key(None, &[]))?
+                .map(|node| keccak256(&node[..]));
+            if stored != Some(root) {
+                tracing::warn!(
+                    number,
+                    %root,
+                    ?stored,
+                    "the stored account trie does not match the latest root: rebuilding it"
+                );
+                rebuild_account_trie(&inner, head, None)?;
+            }
         }
         if let Some((latest, _)) = head.latest {
             let mut filters = inner.history_filters.write();
@@ -827,8 +850,6 @@ fn read_head(inner: &Inner) -> Result<Head, StateError> {
     })
 }
 
-/// The database's small-storage bound: stored at creation, so that every commit of a
-/// database agrees on which storage tries have stored nodes whatever later configurations say.
 /// Writes every node of the account trie of `leaves` (hashed address and account RLP,
 /// sorted) into the account-trie column family, in batches of at most about
 /// `batch_bytes`, and returns the root. Not atomic: callers make the result visible with a
@@ -917,7 +938,7 @@ fn rebuild_account_trie(inner: &Inner, head: Head, since: Option<u64>) -> Result
 fn write_pending_top(inner: &Inner) -> Result<(), StateError> {
     let mut pending = inner.pending_top.lock();
     // A commit that changed no top node still marked the top as pending.
-    if pending.nodes.is_empty() && pending.commits == 0 {
+    if pending.interrupted || (pending.nodes.is_empty() && pending.commits == 0) {
         return Ok(());
     }
     let mut batch = rocksdb::WriteBatch::default();
@@ -963,6 +984,8 @@ impl Drop for Inner {
     }
 }
 
+/// The database's small-storage bound: stored at creation, so that every commit of a
+/// database agrees on which storage tries have stored nodes whatever later configurations say.
 fn small_storage_max_slots(inner: &Inner, head: &Head) -> Result<usize, StateError> {
     let meta = inner.cf(StateColumn::Meta);
     if let Some(bytes) = inner.db.get_pinned_cf(meta, META_SMALL_STORAGE)? {
@@ -1045,6 +1068,16 @@ mod tests {
         raw.get_cf(meta, META_TOP_PENDING).unwrap().is_some()
     }
 
+    /// Whether the open database marks its account trie's top as unwritten.
+    fn marked(db: &StateDb) -> bool {
+        let meta = db.inner.cf(StateColumn::Meta);
+        db.inner
+            .db
+            .get_cf(meta, META_TOP_PENDING)
+            .unwrap()
+            .is_some()
+    }
+
     /// A process that dies with the account trie's top unwritten leaves a database whose next
     /// open rebuilds the trie: the same root, exactly the nodes of a database that wrote every
     /// commit, and later commits giving the roots that database gives.
@@ -1070,16 +1103,9 @@ mod tests {
                 reference.commit_block(number, &diff, &[]).unwrap()
             );
         }
-        // Block 4 wrote the top; block 5 left its changes in memory.
+        // Block 3 wrote the top; blocks 4 and 5 left their changes in memory.
         assert!(!db.inner.pending_top.lock().nodes.is_empty());
-        let meta = db.inner.cf(StateColumn::Meta);
-        assert!(
-            db.inner
-                .db
-                .get_cf(meta, META_TOP_PENDING)
-                .unwrap()
-                .is_some()
-        );
+        assert!(marked(&db));
         // What an imported block's check sees goes through the pending top too.
         let next = funded(6, 50);
         assert_eq!(
@@ -1092,19 +1118,9 @@ mod tests {
         assert!(top_pending_on_disk(dir.path()));
 
         let db = StateDb::open(dir.path(), deferred.clone()).unwrap();
-        let meta = db.inner.cf(StateColumn::Meta);
-        assert!(
-            db.inner
-                .db
-                .get_cf(meta, META_TOP_PENDING)
-                .unwrap()
-                .is_none()
-        );
+        assert!(!marked(&db));
         assert_eq!(db.latest(), reference.latest());
-        assert_eq!(
-            db.stats().unwrap().account_trie_nodes,
-            reference.stats().unwrap().account_trie_nodes
-        );
+        assert_eq!(contents(&db), contents(&reference));
         for number in 6..14 {
             let diff = funded(number, 200);
             assert_eq!(
@@ -1125,18 +1141,8 @@ mod tests {
         drop(db);
         assert!(!top_pending_on_disk(dir.path()));
         let db = StateDb::open(dir.path(), deferred).unwrap();
-        let meta = db.inner.cf(StateColumn::Meta);
-        assert!(
-            db.inner
-                .db
-                .get_cf(meta, META_TOP_PENDING)
-                .unwrap()
-                .is_none()
-        );
-        assert_eq!(
-            db.stats().unwrap().account_trie_nodes,
-            reference.stats().unwrap().account_trie_nodes
-        );
+        assert!(!marked(&db));
+        assert_eq!(contents(&db), contents(&reference));
         assert_eq!(
             db.recompute_root_from_flat().unwrap(),
             db.latest().unwrap().1
@@ -1146,6 +1152,117 @@ mod tests {
             db.commit_block(15, &diff, &[]).unwrap(),
             reference.commit_block(15, &diff, &[]).unwrap()
         );
+    }
+
+    /// A stored key and value.
+    type Entry = (Box<[u8]>, Box<[u8]>);
+
+    /// The account-trie column family's entries, in key order.
+    fn contents(db: &StateDb) -> Vec<Entry> {
+        db.inner
+            .db
+            .iterator_cf(
+                db.inner.cf(StateColumn::AccountTrie),
+                rocksdb::IteratorMode::Start,
+            )
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Deletes accounts `keep..accounts` of [`funded`]`(seed, accounts)`.
+    fn deleted(seed: u64, accounts: u64, keep: u64) -> StateDiff {
+        let mut diff = funded(seed, accounts);
+        diff.accounts = diff
+            .accounts
+            .into_iter()
+            .skip(keep as usize)
+            .map(|(address, _)| {
+                let update = AccountUpdate {
+                    info: None,
+                    storage_cleared: true,
+                    storage: BTreeMap::new(),
+                };
+                (address, update)
+            })
+            .collect();
+        diff
+    }
+
+    /// Deletions that collapse top branches while the top is pending, a revert, `flush`, and a
+    /// commit interrupted while it was published: the stored account trie ends up exactly
+    /// like that of a database that wrote every commit, and the roots agree throughout.
+    #[test]
+    fn a_pending_top_survives_deletions_reverts_flushes_and_interruptions() {
+        let every_commit = StateConfig {
+            top_write_interval: 1,
+            ..StateConfig::for_tests()
+        };
+        let deferred = StateConfig {
+            top_write_interval: 4,
+            resident_trie_depth: 3,
+            ..StateConfig::for_tests()
+        };
+        let reference_dir = tempfile::tempdir().unwrap();
+        let reference = StateDb::open(reference_dir.path(), every_commit).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), deferred.clone()).unwrap();
+        let both = |number: u64, diff: &StateDiff, db: &StateDb| {
+            assert_eq!(
+                db.commit_block(number, diff, &[]).unwrap(),
+                reference.commit_block(number, diff, &[]).unwrap(),
+                "block {number}"
+            );
+        };
+        both(0, &funded(0, 300), &db);
+        both(1, &funded(1, 300), &db);
+        // Down to 10 of the first 300: branches of the top collapse into leaves.
+        both(2, &deleted(0, 300, 10), &db);
+        assert!(marked(&db));
+        let next = deleted(1, 300, 3);
+        assert_eq!(
+            db.state_root_after(&next).unwrap(),
+            reference.state_root_after(&next).unwrap()
+        );
+        both(3, &next, &db);
+        // A revert writes the whole top.
+        db.revert_to(1).unwrap();
+        reference.revert_to(1).unwrap();
+        assert_eq!(db.latest(), reference.latest());
+        assert!(!marked(&db));
+        assert_eq!(contents(&db), contents(&reference));
+        both(2, &deleted(1, 300, 100), &db);
+        both(3, &funded(3, 40), &db);
+        assert!(marked(&db));
+        // What the node does at shutdown.
+        db.flush().unwrap();
+        assert!(!marked(&db));
+        assert_eq!(contents(&db), contents(&reference));
+        both(4, &deleted(3, 40, 1), &db);
+        assert!(marked(&db));
+        // A publication interrupted by a panic: nothing commits any more, and closing leaves
+        // the mark so that the next open rebuilds.
+        db.inner.pending_top.lock().interrupted = true;
+        assert!(matches!(
+            db.commit_block(5, &funded(5, 10), &[]),
+            Err(StateError::Interrupted)
+        ));
+        drop(db);
+        assert!(top_pending_on_disk(dir.path()));
+        let db = StateDb::open(dir.path(), deferred).unwrap();
+        assert!(!marked(&db));
+        assert_eq!(db.latest(), reference.latest());
+        assert_eq!(contents(&db), contents(&reference));
+        both(5, &funded(5, 10), &db);
+        // A stale top whose mark was lost is found by the root check at open.
+        both(6, &deleted(5, 10, 2), &db);
+        *db.inner.pending_top.lock() = PendingTop::default();
+        let meta = db.inner.cf(StateColumn::Meta);
+        db.inner.db.delete_cf(meta, META_TOP_PENDING).unwrap();
+        drop(db);
+        assert!(!top_pending_on_disk(dir.path()));
+        let db = StateDb::open(dir.path(), StateConfig::for_tests()).unwrap();
+        assert_eq!(contents(&db), contents(&reference));
+        both(7, &funded(7, 10), &db);
     }
 
     /// A database that got blocks from a build without the small-storage bound (schema 1, no

@@ -61,6 +61,11 @@ pub enum StateError {
     #[error("the target database is not empty")]
     NotEmpty,
 
+    /// A commit was interrupted by a panic while it was being published, so the in-memory
+    /// state may disagree with the database; reopening the database recovers.
+    #[error("a commit was interrupted while it was published: reopen the state database")]
+    Interrupted,
+
     /// Reverting the state did not reproduce the root recorded for the target block.
     #[error("revert to block {number} produced root {computed}, expected {expected}")]
     RevertRootMismatch {
