@@ -1078,24 +1078,37 @@ mod tests {
             .is_some()
     }
 
-    /// A process that dies with the account trie's top unwritten leaves a database whose next
-    /// open rebuilds the trie: the same root, exactly the nodes of a database that wrote every
-    /// commit, and later commits giving the roots that database gives.
-    #[test]
-    fn an_unwritten_top_is_rebuilt_at_open() {
-        let every_commit = StateConfig {
-            top_write_interval: 1,
-            ..StateConfig::for_tests()
-        };
+    /// A database writing its top every 4th commit (three resident levels), its directory,
+    /// and a reference database writing every commit (with its directory).
+    fn deferred_and_reference() -> (
+        StateConfig,
+        tempfile::TempDir,
+        StateDb,
+        tempfile::TempDir,
+        StateDb,
+    ) {
         let deferred = StateConfig {
             top_write_interval: 4,
             resident_trie_depth: 3,
             ..StateConfig::for_tests()
         };
-        let reference_dir = tempfile::tempdir().unwrap();
-        let reference = StateDb::open(reference_dir.path(), every_commit).unwrap();
+        let every_commit = StateConfig {
+            top_write_interval: 1,
+            ..StateConfig::for_tests()
+        };
         let dir = tempfile::tempdir().unwrap();
         let db = StateDb::open(dir.path(), deferred.clone()).unwrap();
+        let reference_dir = tempfile::tempdir().unwrap();
+        let reference = StateDb::open(reference_dir.path(), every_commit).unwrap();
+        (deferred, dir, db, reference_dir, reference)
+    }
+
+    /// A process that dies with the account trie's top unwritten leaves a database whose next
+    /// open rebuilds the trie: the same root, exactly the nodes of a database that wrote every
+    /// commit, and later commits giving the roots that database gives.
+    #[test]
+    fn an_unwritten_top_is_rebuilt_at_open() {
+        let (deferred, dir, db, _reference_dir, reference) = deferred_and_reference();
         for number in 0..6 {
             let diff = funded(number, 300);
             assert_eq!(
@@ -1193,19 +1206,7 @@ mod tests {
     /// like that of a database that wrote every commit, and the roots agree throughout.
     #[test]
     fn a_pending_top_survives_deletions_reverts_flushes_and_interruptions() {
-        let every_commit = StateConfig {
-            top_write_interval: 1,
-            ..StateConfig::for_tests()
-        };
-        let deferred = StateConfig {
-            top_write_interval: 4,
-            resident_trie_depth: 3,
-            ..StateConfig::for_tests()
-        };
-        let reference_dir = tempfile::tempdir().unwrap();
-        let reference = StateDb::open(reference_dir.path(), every_commit).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let db = StateDb::open(dir.path(), deferred.clone()).unwrap();
+        let (deferred, dir, db, _reference_dir, reference) = deferred_and_reference();
         let both = |number: u64, diff: &StateDiff, db: &StateDb| {
             assert_eq!(
                 db.commit_block(number, diff, &[]).unwrap(),
