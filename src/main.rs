@@ -574,7 +574,7 @@ mod commands {
                 let probe = chain_state::StateDb::open(datadir.join("db"), state.clone())
                     .with_context(|| {
                         format!(
-                            "no --genesis given and no database in {}",
+                            "no --genesis given, and the database in {} does not open",
                             datadir.display()
                         )
                     })?;

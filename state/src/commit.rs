@@ -8,7 +8,7 @@ use crate::columns::StateColumn;
 use crate::db::{
     CfNodes, ChainWrite, Head, Inner, META_FIRST_CHANGESET, META_LATEST, META_TOP_PENDING,
     META_VERSION, NodeChanges, ResidentTrie, SCHEMA_VERSION, StateDb, latest_record, root_key,
-    stage_node_changes, trie_key,
+    stage_node_changes, stage_nodes, trie_key,
 };
 use crate::history::{Changeset, Header, KeyFilter, add_entry, chunk_entries, header_db_key};
 use crate::trie::{
@@ -49,12 +49,7 @@ fn node_ops(owner: Option<&Address>, changes: TrieChanges, out: &mut Vec<NodeOp>
 }
 
 fn stage_node_ops(batch: &mut WriteBatch, cf: &rocksdb::ColumnFamily, ops: &[NodeOp]) {
-    for (key, node) in ops {
-        match node {
-            Some(node) => batch.put_cf(cf, key, node),
-            None => batch.delete_cf(cf, key),
-        }
-    }
+    stage_nodes(batch, cf, ops.iter().map(|(key, node)| (key, node)));
 }
 
 /// One account's trie results, computed in parallel.
@@ -109,10 +104,8 @@ pub(crate) struct CommitPlan {
     pub(crate) storage_trie_ops: Vec<NodeOp>,
     /// Account-trie node changes, sorted by key.
     pub(crate) account_trie_ops: Vec<NodeOp>,
-    /// Whether this commit writes the account trie's whole top (the batch holds the pending
-    /// nodes, staged by the plan).
-    pub(crate) write_top: bool,
-    /// What becomes of the account trie's top once the batch is written.
+    /// What becomes of the account trie's top once the batch is written (`Written` from the
+    /// plan on when the commit writes the whole top: the plan staged the pending nodes).
     pub(crate) top: TopWrite,
     /// The account trie's root node after the plan, clean, to keep in memory.
     pub(crate) account_trie_root: Node,
@@ -760,7 +753,9 @@ impl Inner {
             plan.changeset_filter = filter;
         }
         plan.root = root;
-        plan.write_top = write_top;
+        if pending_nodes.is_some() {
+            plan.top = TopWrite::Written;
+        }
         plan.account_trie_root = node;
         plan.account_updates = account_updates;
         node_ops(None, changes, &mut plan.account_trie_ops);
@@ -813,10 +808,9 @@ impl Inner {
     ) {
         let cf = self.cf(StateColumn::AccountTrie);
         let meta = self.cf(StateColumn::Meta);
-        if plan.write_top {
+        if let TopWrite::Written = plan.top {
             stage_node_ops(batch, cf, &plan.account_trie_ops);
             batch.delete_cf(meta, META_TOP_PENDING);
-            plan.top = TopWrite::Written;
             return;
         }
         let depth = self.config.resident_trie_depth;

@@ -965,7 +965,16 @@ pub(crate) fn stage_node_changes(
 ) {
     let mut sorted: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = changes.iter().collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (key, node) in sorted {
+    stage_nodes(batch, cf, sorted);
+}
+
+/// Adds trie-node puts (`Some`) and deletions (`None`) to `batch`.
+pub(crate) fn stage_nodes<'a>(
+    batch: &mut rocksdb::WriteBatch,
+    cf: &ColumnFamily,
+    nodes: impl IntoIterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>,
+) {
+    for (key, node) in nodes {
         match node {
             Some(node) => batch.put_cf(cf, key, node),
             None => batch.delete_cf(cf, key),
