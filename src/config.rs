@@ -1,5 +1,6 @@
 //! The node's configuration file (TOML) and the defaults of `chaind dev`.
 
+use chain_state::{MAX_RESIDENT_TRIE_DEPTH, MAX_SMALL_STORAGE_SLOTS, MAX_TOP_WRITE_INTERVAL};
 use serde::Deserialize;
 use std::{
     net::IpAddr,
@@ -170,13 +171,6 @@ pub struct StateSection {
     pub background_jobs: Option<i32>,
 }
 
-/// Largest accepted `resident_trie_depth`: depth 7 keeps up to 16^6 branches decoded, which
-/// is already more memory than any machine should spend on it.
-pub const MAX_RESIDENT_TRIE_DEPTH: usize = 7;
-
-/// Largest accepted `small_storage_max_slots` (the state database's own cap).
-pub const MAX_SMALL_STORAGE_SLOTS: u32 = 256;
-
 impl StateSection {
     /// `base` with this section's values applied; an out-of-range value is an error naming
     /// its key.
@@ -216,7 +210,8 @@ impl StateSection {
                 check("resident_trie_depth", depth, 0, MAX_RESIDENT_TRIE_DEPTH)?;
         }
         if let Some(interval) = self.top_write_interval {
-            base.top_write_interval = check("top_write_interval", interval, 1, 4096)?;
+            base.top_write_interval =
+                check("top_write_interval", interval, 1, MAX_TOP_WRITE_INTERVAL)?;
         }
         if let Some(slots) = self.small_storage_max_slots {
             base.small_storage_max_slots =

@@ -1,3 +1,17 @@
+use crate::StateError;
+
+/// Largest accepted [`StateConfig::resident_trie_depth`]: depth 7 keeps up to 16^6 branches
+/// decoded (gigabytes), already more memory than any machine should spend on it.
+pub const MAX_RESIDENT_TRIE_DEPTH: usize = 7;
+
+/// Largest effective [`StateConfig::small_storage_max_slots`] (larger values are taken as
+/// this): every commit reads up to this many slots of each account whose storage it changes.
+pub const MAX_SMALL_STORAGE_SLOTS: u32 = 256;
+
+/// Largest accepted [`StateConfig::top_write_interval`]: beyond it the top's writes are a
+/// negligible share of what commits write.
+pub const MAX_TOP_WRITE_INTERVAL: u64 = 4096;
+
 /// Tuning and retention of a [`StateDb`](crate::StateDb).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateConfig {
@@ -14,7 +28,7 @@ pub struct StateConfig {
     /// Account-trie nodes whose path is shorter than this many nibbles stay decoded in memory
     /// between commits, so that commits do not reload the top of the trie every block. Bounded
     /// whatever the state size: at most 1 + 16 + ... + 16^(depth-1) nodes (69,905 branches,
-    /// about 50 MiB, for depth 5). 0 keeps nothing.
+    /// about 50 MiB, for depth 5). 0 keeps nothing; at most [`MAX_RESIDENT_TRIE_DEPTH`].
     pub resident_trie_depth: usize,
     /// The resident top of the account trie is written to the database every this many
     /// commits instead of with every commit (1: every commit). Nearly every commit rewrites
@@ -22,7 +36,8 @@ pub struct StateConfig {
     /// is half the bytes a commit writes and compacts. Meanwhile the unwritten nodes stay in
     /// memory, and a clean close writes them. After a crash, opening the database rebuilds
     /// the account trie from the flat accounts (which every commit writes), checked against
-    /// the latest root: a full pass over the accounts, seconds per million.
+    /// the latest root: a full pass over the accounts, seconds per million. At most
+    /// [`MAX_TOP_WRITE_INTERVAL`].
     pub top_write_interval: u64,
     /// Storage of at most this many slots keeps no storage-trie nodes in the database: when
     /// it changes, its root is recomputed from its flat slots (read in one prefix scan, which
@@ -69,6 +84,35 @@ impl Default for StateConfig {
 }
 
 impl StateConfig {
+    /// Checks the settings [`StateDb::open`](crate::StateDb::open) cannot work with: a resident
+    /// depth above [`MAX_RESIDENT_TRIE_DEPTH`], a top-write interval outside
+    /// 1..=[`MAX_TOP_WRITE_INTERVAL`], an empty memtable or no background thread.
+    pub fn validate(&self) -> Result<(), StateError> {
+        let invalid = |message: String| Err(StateError::InvalidConfig(message));
+        if self.resident_trie_depth > MAX_RESIDENT_TRIE_DEPTH {
+            return invalid(format!(
+                "resident_trie_depth {} is above {MAX_RESIDENT_TRIE_DEPTH}",
+                self.resident_trie_depth
+            ));
+        }
+        if !(1..=MAX_TOP_WRITE_INTERVAL).contains(&self.top_write_interval) {
+            return invalid(format!(
+                "top_write_interval {} is outside 1..={MAX_TOP_WRITE_INTERVAL}",
+                self.top_write_interval
+            ));
+        }
+        if self.write_buffer_bytes == 0 {
+            return invalid("write_buffer_bytes is 0".to_string());
+        }
+        if self.background_jobs < 1 {
+            return invalid(format!(
+                "background_jobs {} is below 1",
+                self.background_jobs
+            ));
+        }
+        Ok(())
+    }
+
     /// A small configuration for tests: small caches and buffers, default retention.
     pub fn for_tests() -> Self {
         Self {
@@ -82,6 +126,72 @@ impl StateConfig {
             write_buffer_bytes: 4 << 20,
             filter_expected_accounts: 4096,
             ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StateDb;
+
+    #[test]
+    fn out_of_range_settings_open_nothing() {
+        StateConfig::default().validate().unwrap();
+        StateConfig::for_tests().validate().unwrap();
+        let edges = StateConfig {
+            resident_trie_depth: MAX_RESIDENT_TRIE_DEPTH,
+            top_write_interval: MAX_TOP_WRITE_INTERVAL,
+            ..StateConfig::for_tests()
+        };
+        edges.validate().unwrap();
+        let invalid = [
+            (
+                StateConfig {
+                    resident_trie_depth: MAX_RESIDENT_TRIE_DEPTH + 1,
+                    ..StateConfig::for_tests()
+                },
+                "resident_trie_depth",
+            ),
+            (
+                StateConfig {
+                    top_write_interval: 0,
+                    ..StateConfig::for_tests()
+                },
+                "top_write_interval",
+            ),
+            (
+                StateConfig {
+                    top_write_interval: MAX_TOP_WRITE_INTERVAL + 1,
+                    ..StateConfig::for_tests()
+                },
+                "top_write_interval",
+            ),
+            (
+                StateConfig {
+                    write_buffer_bytes: 0,
+                    ..StateConfig::for_tests()
+                },
+                "write_buffer_bytes",
+            ),
+            (
+                StateConfig {
+                    background_jobs: 0,
+                    ..StateConfig::for_tests()
+                },
+                "background_jobs",
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for (config, key) in invalid {
+            let path = dir.path().join(key);
+            match StateDb::open(&path, config) {
+                Err(StateError::InvalidConfig(message)) => {
+                    assert!(message.contains(key), "{message:?} does not name {key}")
+                }
+                other => panic!("{key}: {:?}", other.map(|_| ())),
+            }
+            assert!(!path.exists(), "{key}: a database was created");
         }
     }
 }

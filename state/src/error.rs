@@ -3,6 +3,11 @@ use alloy_primitives::B256;
 /// Everything that can go wrong in the state crate.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// A [`StateConfig`](crate::StateConfig) setting is out of range (see
+    /// [`StateConfig::validate`](crate::StateConfig::validate)).
+    #[error("invalid state configuration: {0}")]
+    InvalidConfig(String),
+
     /// RocksDB reported an error (I/O, options, a corrupted SST file, ...).
     #[error("rocksdb: {0}")]
     Rocksdb(#[from] rocksdb::Error),

@@ -35,7 +35,9 @@ pub mod trie;
 
 pub use codec::StoredAccount;
 pub use columns::ChainColumn;
-pub use config::StateConfig;
+pub use config::{
+    MAX_RESIDENT_TRIE_DEPTH, MAX_SMALL_STORAGE_SLOTS, MAX_TOP_WRITE_INTERVAL, StateConfig,
+};
 pub use db::{ChainWrite, StateDb, StateStats};
 pub use error::StateError;
 pub use reader::{HistoricalReader, LatestReader};
