@@ -895,6 +895,24 @@ impl Inner {
         }
     }
 
+    /// Writes a commit's batch.
+    fn write_commit(&self, batch: WriteBatch) -> Result<(), rocksdb::Error> {
+        // Relaxed: a test sets it before calling `commit_block`, whose hand-off of the write
+        // to a rayon thread orders the two.
+        #[cfg(test)]
+        if self
+            .fail_next_write
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            // Options RocksDB refuses before it applies anything: a real failed write.
+            let mut refused = rocksdb::WriteOptions::default();
+            refused.set_sync(true);
+            refused.disable_wal(true);
+            return self.db.write_opt(batch, &refused);
+        }
+        self.db.write_opt(batch, &self.write_options)
+    }
+
     /// Writes `batch` and makes its effects visible: caches, existence filter, head.
     fn publish(
         &self,
@@ -930,7 +948,7 @@ impl Inner {
             // anyway, and if the write fails the caches are cleared, so no value that was not
             // committed stays visible.
             let (written, ()) = rayon::join(
-                || self.db.write_opt(batch, &self.write_options),
+                || self.write_commit(batch),
                 || {
                     rayon::join(
                         || {

@@ -3,7 +3,7 @@
 
 use crate::codec::{StoredAccount, decode_value, storage_key};
 use crate::columns::{ChainColumn, StateColumn};
-use crate::config::StateConfig;
+use crate::config::{MAX_SMALL_STORAGE_SLOTS, StateConfig};
 use crate::filter::ExistenceFilter;
 use crate::history::{Header, KeyFilter, chunk_entries};
 use crate::reader::{HistoricalReader, LatestReader};
@@ -29,9 +29,6 @@ pub(crate) const META_FIRST_CHANGESET: &[u8] = b"first_changeset";
 pub(crate) const META_VERSION: &[u8] = b"version";
 /// The database's [`StateConfig::small_storage_max_slots`], fixed at creation.
 pub(crate) const META_SMALL_STORAGE: &[u8] = b"small_storage_max_slots";
-/// The largest small-storage bound a database takes: every commit reads up to this many
-/// slots of each account whose storage it changes.
-const MAX_SMALL_STORAGE_SLOTS: u32 = 256;
 const META_ROOT_TAG: u8 = b'r';
 /// Present while the account trie's top in the database lags the flat state (its newest
 /// nodes are in memory, see [`StateConfig::top_write_interval`]); the value is the first
@@ -134,6 +131,9 @@ pub(crate) struct Inner {
     /// Storage of at most this many slots has no stored trie nodes (see
     /// [`StateConfig::small_storage_max_slots`]); the database's own value, not the config's.
     pub(crate) small_storage_max_slots: usize,
+    /// Makes the next commit's write fail (tests of what a failed write leaves behind).
+    #[cfg(test)]
+    pub(crate) fail_next_write: std::sync::atomic::AtomicBool,
     _block_cache: rocksdb::Cache,
 }
 
@@ -388,7 +388,7 @@ pub struct StateStats {
     pub accounts: u64,
     /// Non-zero storage slots in the flat state.
     pub storage_slots: u64,
-    /// Stored account-trie nodes.
+    /// Nodes of the latest account trie (stored, or still in memory while its top is pending).
     pub account_trie_nodes: u64,
     /// Stored storage-trie nodes (all accounts).
     pub storage_trie_nodes: u64,
@@ -436,7 +436,9 @@ fn column_options(
 
 impl StateDb {
     /// Opens the database at `path`, creating it (and any missing column family) if needed.
+    /// A `config` that [`StateConfig::validate`] rejects opens nothing.
     pub fn open(path: impl AsRef<Path>, config: StateConfig) -> Result<StateDb, StateError> {
+        config.validate()?;
         let path = path.as_ref();
         let block_cache = rocksdb::Cache::new_lru_cache(config.block_cache_bytes);
         let mut db_options = Options::default();
@@ -497,6 +499,8 @@ impl StateDb {
             publish_lock: RwLock::new(()),
             write_options,
             small_storage_max_slots: 0,
+            #[cfg(test)]
+            fail_next_write: Default::default(),
             _block_cache: block_cache,
             db,
             config,
@@ -721,7 +725,51 @@ impl StateDb {
         Ok(build_root(&leaves, None))
     }
 
-    /// Counts what is stored (walks the column families; for tests and monitoring).
+    /// Nodes of the latest account trie: those stored, with the changes of the pending top
+    /// applied (both taken under the commit lock, which is released before counting).
+    fn account_trie_nodes(&self) -> Result<u64, StateError> {
+        let inner = &*self.inner;
+        let cf = inner.cf(StateColumn::AccountTrie);
+        let (snapshot, pending) = {
+            let _commit = inner.commit_lock.lock();
+            let pending: Vec<(Vec<u8>, bool)> = inner
+                .pending_top
+                .lock()
+                .nodes
+                .iter()
+                .map(|(key, node)| (key.clone(), node.is_some()))
+                .collect();
+            (inner.db.snapshot(), pending)
+        };
+        let options = || {
+            let mut options = ReadOptions::default();
+            options.set_snapshot(&snapshot);
+            options
+        };
+        let mut iter = inner.db.raw_iterator_cf_opt(cf, options());
+        iter.seek_to_first();
+        let mut nodes = 0u64;
+        while iter.valid() {
+            nodes += 1;
+            iter.next();
+        }
+        iter.status()?;
+        let read = options();
+        for (key, written) in pending {
+            match (
+                inner.db.get_pinned_cf_opt(cf, &key, &read)?.is_some(),
+                written,
+            ) {
+                (false, true) => nodes += 1,
+                (true, false) => nodes -= 1,
+                _ => {}
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// Counts what is stored (walks the column families; for tests and monitoring). The
+    /// account-trie count includes the unwritten top's changes.
     pub fn stats(&self) -> Result<StateStats, StateError> {
         let mut changesets = 0;
         let mut history_entries = 0;
@@ -752,7 +800,7 @@ impl StateDb {
         Ok(StateStats {
             accounts: count(StateColumn::Accounts)?,
             storage_slots: count(StateColumn::Storage)?,
-            account_trie_nodes: count(StateColumn::AccountTrie)?,
+            account_trie_nodes: self.account_trie_nodes()?,
             storage_trie_nodes: count(StateColumn::StorageTrie)?,
             changesets,
             history_entries,
@@ -1128,6 +1176,7 @@ mod tests {
         // Block 3 wrote the top; blocks 4 and 5 left their changes in memory.
         assert!(!db.inner.pending_top.lock().nodes.is_empty());
         assert!(marked(&db));
+        assert_eq!(db.stats().unwrap(), reference.stats().unwrap());
         // What an imported block's check sees goes through the pending top too.
         let next = funded(6, 50);
         assert_eq!(
@@ -1228,6 +1277,7 @@ mod tests {
         // Down to 10 of the first 300: branches of the top collapse into leaves.
         both(2, &deleted(0, 300, 10), &db);
         assert!(marked(&db));
+        assert_eq!(db.stats().unwrap(), reference.stats().unwrap());
         let next = deleted(1, 300, 3);
         assert_eq!(
             db.state_root_after(&next).unwrap(),
@@ -1273,6 +1323,134 @@ mod tests {
         let db = StateDb::open(dir.path(), StateConfig::for_tests()).unwrap();
         assert_eq!(contents(&db), contents(&reference));
         both(7, &funded(7, 10), &db);
+    }
+
+    /// `funded(seed, accounts)`'s accounts with another balance and slot 1 set.
+    fn changed(seed: u64, accounts: u64, balance: u64) -> StateDiff {
+        let mut diff = funded(seed, accounts);
+        for update in diff.accounts.values_mut() {
+            update.info = Some(Account::with_balance(U256::from(balance)));
+            update.storage = [(U256::from(1), U256::from(balance))].into_iter().collect();
+        }
+        diff
+    }
+
+    /// A commit whose write fails (RocksDB refuses it) leaves the database, the caches and the
+    /// pending top as they were: reads give the values from before, retrying the block gives
+    /// the root a database without the failure gives, and a crash after a failed top-writing
+    /// commit still rebuilds the same trie.
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        use chain_primitives::StateReader;
+        use std::sync::atomic::Ordering;
+        let (deferred, dir, db, _reference_dir, reference) = deferred_and_reference();
+        let both = |number: u64, diff: &StateDiff, db: &StateDb| {
+            assert_eq!(
+                db.commit_block(number, diff, &[]).unwrap(),
+                reference.commit_block(number, diff, &[]).unwrap(),
+                "block {number}"
+            );
+        };
+        for number in 0..5 {
+            both(number, &funded(number, 200), &db);
+        }
+        let before = db.latest();
+        let probe = *funded(0, 1).accounts.keys().next().unwrap();
+        // Cached before the failed commit changes it.
+        let old_account = db.reader().account(&probe).unwrap();
+        assert_eq!(
+            db.reader().storage(&probe, &U256::from(1)).unwrap(),
+            U256::ZERO
+        );
+        let pending_before = db.inner.pending_top.lock().nodes.clone();
+        assert!(!pending_before.is_empty());
+
+        let diff = changed(0, 100, 777);
+        db.inner.fail_next_write.store(true, Ordering::Relaxed);
+        assert!(matches!(
+            db.commit_block(5, &diff, &[]),
+            Err(StateError::Rocksdb(_))
+        ));
+        assert_eq!(db.latest(), before);
+        assert_eq!(db.reader().account(&probe).unwrap(), old_account);
+        assert_eq!(
+            db.reader().storage(&probe, &U256::from(1)).unwrap(),
+            U256::ZERO
+        );
+        assert_eq!(db.inner.pending_top.lock().nodes, pending_before);
+        assert!(marked(&db));
+        both(5, &diff, &db);
+        assert_eq!(
+            db.reader().storage(&probe, &U256::from(1)).unwrap(),
+            U256::from(777)
+        );
+        both(6, &funded(6, 50), &db);
+
+        // Block 7 writes the top: its failure must keep the pending nodes pending.
+        let diff = changed(6, 30, 888);
+        db.inner.fail_next_write.store(true, Ordering::Relaxed);
+        assert!(db.commit_block(7, &diff, &[]).is_err());
+        assert!(marked(&db));
+        both(7, &diff, &db);
+        assert!(!marked(&db));
+        assert_eq!(contents(&db), contents(&reference));
+        both(8, &changed(0, 20, 999), &db);
+        db.inner.fail_next_write.store(true, Ordering::Relaxed);
+        assert!(db.commit_block(9, &funded(9, 10), &[]).is_err());
+        // The process dies with block 8's top unwritten.
+        *db.inner.pending_top.lock() = PendingTop::default();
+        drop(db);
+        let db = StateDb::open(dir.path(), deferred).unwrap();
+        assert_eq!(db.latest(), reference.latest());
+        assert_eq!(contents(&db), contents(&reference));
+        both(9, &funded(9, 10), &db);
+    }
+
+    /// A rebuild interrupted after it deleted the stored account trie and wrote part of the
+    /// new one (the mark still set) is done again at the next open, from the start.
+    #[test]
+    fn an_interrupted_rebuild_starts_over() {
+        let (deferred, dir, db, _reference_dir, reference) = deferred_and_reference();
+        for number in 0..6 {
+            let diff = funded(number, 300);
+            assert_eq!(
+                db.commit_block(number, &diff, &[]).unwrap(),
+                reference.commit_block(number, &diff, &[]).unwrap()
+            );
+        }
+        *db.inner.pending_top.lock() = PendingTop::default();
+        drop(db);
+        {
+            // What a rebuild killed midway leaves: the old trie deleted, every other node
+            // of the new one written (the root among them), the mark still there.
+            let names = DB::list_cf(&Options::default(), dir.path()).unwrap();
+            let raw = DB::open_cf(&Options::default(), dir.path(), &names).unwrap();
+            let cf = raw.cf_handle(StateColumn::AccountTrie.name()).unwrap();
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.delete_range_cf(cf, [].as_slice(), [0xffu8; 34].as_slice());
+            let expected = contents(&reference);
+            let root_key = trie_key(None, &[]);
+            for (key, value) in expected.iter().step_by(2) {
+                batch.put_cf(cf, key, value);
+            }
+            let root = expected.iter().find(|(key, _)| **key == *root_key).unwrap();
+            batch.put_cf(cf, &root.0, &root.1);
+            raw.write(batch).unwrap();
+            let meta = raw.cf_handle(StateColumn::Meta.name()).unwrap();
+            assert!(raw.get_cf(meta, META_TOP_PENDING).unwrap().is_some());
+        }
+        let db = StateDb::open(dir.path(), deferred).unwrap();
+        assert!(!marked(&db));
+        assert_eq!(db.latest(), reference.latest());
+        assert_eq!(contents(&db), contents(&reference));
+        for number in 6..10 {
+            let diff = funded(number, 100);
+            assert_eq!(
+                db.commit_block(number, &diff, &[]).unwrap(),
+                reference.commit_block(number, &diff, &[]).unwrap(),
+                "block {number} after the rebuild"
+            );
+        }
     }
 
     /// A database that got blocks from a build without the small-storage bound (schema 1, no

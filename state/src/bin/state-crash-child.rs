@@ -1,6 +1,7 @@
 //! Child process of the crash-safety test (`tests/crash.rs`): opens the state database given as
 //! the first argument and commits random blocks to it (with an occasional revert) until it is
-//! killed. Before each operation it prints `next commit <n>` or `next revert <n>`, after it
+//! killed. Once the database is open (after any rebuild of its account trie) it prints
+//! `opened`; before each operation `next commit <n>` or `next revert <n>`, after it
 //! `head <n> <root>`, so that the parent knows which states the database may be in.
 
 use alloy_primitives::{Address, U256};
@@ -86,6 +87,7 @@ fn main() -> Result<(), StateError> {
             std::process::exit(0);
         }
     };
+    report("opened".to_string());
     if db.latest().is_none() {
         report("next commit 0".to_string());
         let root = db.genesis(&random_diff(&mut rng), &[])?;
