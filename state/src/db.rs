@@ -7,6 +7,7 @@ use crate::config::{MAX_SMALL_STORAGE_SLOTS, StateConfig};
 use crate::filter::ExistenceFilter;
 use crate::history::{Header, KeyFilter, chunk_entries};
 use crate::reader::{HistoricalReader, LatestReader};
+use crate::rebuild::{MEMORY_LEAVES, rebuild_account_trie};
 use crate::trie::{EMPTY_ROOT_HASH, Node, NodeSource, build_root, pack_path};
 use crate::{StateError, trie};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
@@ -514,7 +515,7 @@ impl StateDb {
                 .map(u64::from_be_bytes)
                 .ok();
             drop(pending);
-            rebuild_account_trie(&inner, head, since)?;
+            rebuild_account_trie(&inner, head, since, MEMORY_LEAVES)?;
         } else if let Some((number, root)) = head.latest
             && root != EMPTY_ROOT_HASH
         {
@@ -532,7 +533,7 @@ impl StateDb {
                     ?stored,
                     "the stored account trie does not match the latest root: rebuilding it"
                 );
-                rebuild_account_trie(&inner, head, None)?;
+                rebuild_account_trie(&inner, head, None, MEMORY_LEAVES)?;
             }
         }
         if let Some((latest, _)) = head.latest {
@@ -898,90 +899,6 @@ fn read_head(inner: &Inner) -> Result<Head, StateError> {
     })
 }
 
-/// Writes every node of the account trie of `leaves` (hashed address and account RLP,
-/// sorted) into the account-trie column family, in batches of at most about
-/// `batch_bytes`, and returns the root. Not atomic: callers make the result visible with a
-/// last write of their own.
-pub(crate) fn write_account_trie(
-    inner: &Inner,
-    leaves: &[(B256, Vec<u8>)],
-    batch_bytes: usize,
-) -> Result<B256, StateError> {
-    let cf = inner.cf(StateColumn::AccountTrie);
-    let shared = Mutex::new((rocksdb::WriteBatch::default(), None::<StateError>));
-    let sink = |path: &[u8], node: &[u8]| {
-        let mut guard = shared.lock();
-        let (batch, error) = &mut *guard;
-        batch.put_cf(cf, trie_key(None, path), node);
-        if batch.size_in_bytes() > batch_bytes
-            && error.is_none()
-            && let Err(e) = inner.db.write(std::mem::take(batch))
-        {
-            *error = Some(e.into());
-        }
-    };
-    let root = build_root(leaves, Some(&sink));
-    let (batch, error) = shared.into_inner();
-    if let Some(error) = error {
-        return Err(error);
-    }
-    inner.db.write(batch)?;
-    Ok(root)
-}
-
-/// Rebuilds the account trie from the flat accounts after a crash left its top unwritten
-/// (`since`: the block that left it so, if recorded): deletes every stored node, writes the
-/// trie of the flat accounts and their stored storage roots, and clears the mark once the
-/// root equals the latest block's. Interrupted, it starts over at the next open.
-fn rebuild_account_trie(inner: &Inner, head: Head, since: Option<u64>) -> Result<(), StateError> {
-    let started = std::time::Instant::now();
-    let expected = head.latest.map_or(EMPTY_ROOT_HASH, |(_, root)| root);
-    let mut leaves: Vec<(B256, Vec<u8>)> = Vec::new();
-    let mut iter = inner.db.raw_iterator_cf(inner.cf(StateColumn::Accounts));
-    iter.seek_to_first();
-    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-        if key.len() != 20 {
-            return Err(StateError::corruption("account key is not 20 bytes"));
-        }
-        let account = StoredAccount::decode(value)?;
-        leaves.push((
-            keccak256(key),
-            trie::account_rlp(&account.info, account.storage_root),
-        ));
-        iter.next();
-    }
-    iter.status()?;
-    drop(iter);
-    leaves.par_sort_unstable_by_key(|leaf| leaf.0);
-
-    let cf = inner.cf(StateColumn::AccountTrie);
-    let mut wipe = rocksdb::WriteBatch::default();
-    // Keys are a packed path (at most 32 bytes) and its length: all below 34 bytes of 0xff.
-    wipe.delete_range_cf(cf, [].as_slice(), [0xffu8; 34].as_slice());
-    inner.db.write(wipe)?;
-    let root = write_account_trie(inner, &leaves, 8 << 20)?;
-    if root != expected {
-        return Err(StateError::corruption(format!(
-            "the account trie rebuilt from the flat accounts has root {root}, the latest \
-             block {expected}"
-        )));
-    }
-    let mut done = rocksdb::WriteBatch::default();
-    done.delete_cf(inner.cf(StateColumn::Meta), META_TOP_PENDING);
-    let mut sync = WriteOptions::default();
-    sync.set_sync(true);
-    inner.db.write_opt(done, &sync)?;
-    tracing::info!(
-        accounts = leaves.len(),
-        unwritten_since = since,
-        latest = head.latest.map(|(number, _)| number),
-        %root,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "rebuilt the account trie after an unclean shutdown"
-    );
-    Ok(())
-}
-
 /// Writes the account trie's pending top, if any, and clears the mark (a clean close).
 fn write_pending_top(inner: &Inner) -> Result<(), StateError> {
     let mut pending = inner.pending_top.lock();
@@ -1077,7 +994,7 @@ pub(crate) fn latest_record(number: u64, root: B256) -> [u8; 40] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chain_primitives::{Account, AccountUpdate, StateDiff};
 
@@ -1226,10 +1143,10 @@ mod tests {
     }
 
     /// A stored key and value.
-    type Entry = (Box<[u8]>, Box<[u8]>);
+    pub(crate) type Entry = (Box<[u8]>, Box<[u8]>);
 
     /// The account-trie column family's entries, in key order.
-    fn contents(db: &StateDb) -> Vec<Entry> {
+    pub(crate) fn contents(db: &StateDb) -> Vec<Entry> {
         db.inner
             .db
             .iterator_cf(

@@ -5,7 +5,8 @@
 //! [`StateDiff`](chain_primitives::StateDiff) atomically and returns the new state root,
 //! rehashing only the touched trie paths (storage tries in parallel) and writing the account
 //! trie's top levels, which stay in memory, only every few commits (a crash makes the next
-//! open rebuild the account trie from the flat state); [`StateDb::revert_to`]
+//! open rebuild the account trie from the flat state, in bounded memory: `rebuild.rs`);
+//! [`StateDb::revert_to`]
 //! undoes blocks for reorgs; [`StateDb::reader`] gives a [`LatestReader`] and
 //! [`StateDb::reader_at`] a [`HistoricalReader`], both implementing
 //! [`StateReader`](chain_primitives::StateReader) with [`StateError`] as the error.
@@ -28,6 +29,7 @@ mod filter;
 mod history;
 /// Readers of committed state: latest and historical.
 pub mod reader;
+mod rebuild;
 /// Snapshots of the latest state: export, and verified import into an empty database.
 pub mod snapshot;
 /// Ethereum's Merkle Patricia Trie: incremental updates, one-pass building, state roots.

@@ -22,8 +22,9 @@ use crate::columns::StateColumn;
 use crate::commit::storage_trie;
 use crate::db::{
     META_FIRST_CHANGESET, META_LATEST, META_VERSION, SCHEMA_VERSION, StateDb, latest_record,
-    root_key, trie_key, write_account_trie,
+    root_key, trie_key,
 };
+use crate::rebuild::write_account_trie;
 use crate::trie::{EMPTY_ROOT_HASH, account_rlp, storage_value_rlp};
 use crate::{StateConfig, StateError};
 use alloy_primitives::{Address, B256, U256, keccak256};

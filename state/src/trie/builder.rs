@@ -35,6 +35,41 @@ where
     build(entries, 0, &mut path, sink).root_hash()
 }
 
+/// The node of the subtrie at `path` holding `entries` (sorted, distinct, not empty, every
+/// key starting with `path`), with every node to store passed to `sink`. For building a trie
+/// piece by piece: [`branch_over`] joins the pieces.
+pub(crate) fn build_subtrie<K, V>(
+    entries: &[(K, V)],
+    path: &mut Vec<u8>,
+    sink: Option<NodeSink<'_>>,
+) -> NodeRef
+where
+    K: AsRef<[u8]> + Sync,
+    V: AsRef<[u8]> + Sync,
+{
+    debug_assert!(!entries.is_empty(), "subtries are never empty");
+    build(entries, path.len(), path, sink)
+}
+
+/// The branch without a value at `path` over `children` (at least two, built at `path` plus
+/// their nibble), stored through `sink` as [`build_root`] stores a branch there.
+pub(crate) fn branch_over(
+    children: &[Option<NodeRef>; 16],
+    path: &[u8],
+    sink: Option<NodeSink<'_>>,
+) -> NodeRef {
+    debug_assert!(children.iter().flatten().count() >= 2, "not a branch");
+    let mut encoded = Vec::with_capacity(532);
+    encode_branch(children, None, &mut encoded);
+    let reference = NodeRef::of(&encoded);
+    if let Some(sink) = sink
+        && (path.is_empty() || matches!(reference, NodeRef::Hash(_)))
+    {
+        sink(path, &encoded);
+    }
+    reference
+}
+
 fn nibble_len<K: AsRef<[u8]>>(key: &K) -> usize {
     key.as_ref().len() * 2
 }

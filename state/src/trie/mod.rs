@@ -11,6 +11,7 @@ mod rlp;
 mod update;
 
 pub use builder::{NodeSink, build_root};
+pub(crate) use builder::{branch_over, build_subtrie};
 pub use ethereum::{
     account_rlp, hashed_key, secure_root, state_root, state_root_of, storage_root,
     storage_value_rlp,
@@ -18,7 +19,7 @@ pub use ethereum::{
 pub use update::TrieChanges;
 
 pub(crate) use nibbles::{pack_path, unpack};
-pub(crate) use node::Node;
+pub(crate) use node::{Node, NodeRef};
 #[cfg(test)]
 use update::prune_below;
 pub(crate) use update::{IncrementalTrie, NibbleUpdate, prune_along};
