@@ -145,46 +145,25 @@ mod tests {
             ..StateConfig::for_tests()
         };
         edges.validate().unwrap();
-        let invalid = [
+        type Change = fn(&mut StateConfig);
+        let invalid: [(Change, &str); 5] = [
             (
-                StateConfig {
-                    resident_trie_depth: MAX_RESIDENT_TRIE_DEPTH + 1,
-                    ..StateConfig::for_tests()
-                },
+                |c| c.resident_trie_depth = MAX_RESIDENT_TRIE_DEPTH + 1,
                 "resident_trie_depth",
             ),
+            (|c| c.top_write_interval = 0, "top_write_interval"),
             (
-                StateConfig {
-                    top_write_interval: 0,
-                    ..StateConfig::for_tests()
-                },
+                |c| c.top_write_interval = MAX_TOP_WRITE_INTERVAL + 1,
                 "top_write_interval",
             ),
-            (
-                StateConfig {
-                    top_write_interval: MAX_TOP_WRITE_INTERVAL + 1,
-                    ..StateConfig::for_tests()
-                },
-                "top_write_interval",
-            ),
-            (
-                StateConfig {
-                    write_buffer_bytes: 0,
-                    ..StateConfig::for_tests()
-                },
-                "write_buffer_bytes",
-            ),
-            (
-                StateConfig {
-                    background_jobs: 0,
-                    ..StateConfig::for_tests()
-                },
-                "background_jobs",
-            ),
+            (|c| c.write_buffer_bytes = 0, "write_buffer_bytes"),
+            (|c| c.background_jobs = 0, "background_jobs"),
         ];
         let dir = tempfile::tempdir().unwrap();
-        for (config, key) in invalid {
-            let path = dir.path().join(key);
+        for (index, (change, key)) in invalid.into_iter().enumerate() {
+            let mut config = StateConfig::for_tests();
+            change(&mut config);
+            let path = dir.path().join(index.to_string());
             match StateDb::open(&path, config) {
                 Err(StateError::InvalidConfig(message)) => {
                     assert!(message.contains(key), "{message:?} does not name {key}")

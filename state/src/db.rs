@@ -1077,6 +1077,15 @@ pub(crate) mod tests {
         (deferred, dir, db, reference_dir, reference)
     }
 
+    /// Commits block `number` to `db` and to `reference`, checking that the roots agree.
+    fn commit_both(db: &StateDb, reference: &StateDb, number: u64, diff: &StateDiff) {
+        assert_eq!(
+            db.commit_block(number, diff, &[]).unwrap(),
+            reference.commit_block(number, diff, &[]).unwrap(),
+            "block {number}"
+        );
+    }
+
     /// A process that dies with the account trie's top unwritten leaves a database whose next
     /// open rebuilds the trie: the same root, exactly the nodes of a database that wrote every
     /// commit, and later commits giving the roots that database gives.
@@ -1085,10 +1094,7 @@ pub(crate) mod tests {
         let (deferred, dir, db, _reference_dir, reference) = deferred_and_reference();
         for number in 0..6 {
             let diff = funded(number, 300);
-            assert_eq!(
-                db.commit_block(number, &diff, &[]).unwrap(),
-                reference.commit_block(number, &diff, &[]).unwrap()
-            );
+            commit_both(&db, &reference, number, &diff);
         }
         // Block 3 wrote the top; blocks 4 and 5 left their changes in memory.
         assert!(!db.inner.pending_top.lock().nodes.is_empty());
@@ -1111,18 +1117,11 @@ pub(crate) mod tests {
         assert_eq!(contents(&db), contents(&reference));
         for number in 6..14 {
             let diff = funded(number, 200);
-            assert_eq!(
-                db.commit_block(number, &diff, &[]).unwrap(),
-                reference.commit_block(number, &diff, &[]).unwrap(),
-                "block {number} after the rebuild"
-            );
+            commit_both(&db, &reference, number, &diff);
         }
         // Block 13 wrote the top; an empty block changes no top node but marks it pending.
         let empty = StateDiff::default();
-        assert_eq!(
-            db.commit_block(14, &empty, &[]).unwrap(),
-            reference.commit_block(14, &empty, &[]).unwrap()
-        );
+        commit_both(&db, &reference, 14, &empty);
         assert!(db.inner.pending_top.lock().nodes.is_empty());
         // A clean close writes the pending top and clears the mark: the next open needs no
         // rebuild.
@@ -1136,10 +1135,7 @@ pub(crate) mod tests {
             db.latest().unwrap().1
         );
         let diff = funded(15, 100);
-        assert_eq!(
-            db.commit_block(15, &diff, &[]).unwrap(),
-            reference.commit_block(15, &diff, &[]).unwrap()
-        );
+        commit_both(&db, &reference, 15, &diff);
     }
 
     /// A stored key and value.
@@ -1182,13 +1178,8 @@ pub(crate) mod tests {
     #[test]
     fn a_pending_top_survives_deletions_reverts_flushes_and_interruptions() {
         let (deferred, dir, db, _reference_dir, reference) = deferred_and_reference();
-        let both = |number: u64, diff: &StateDiff, db: &StateDb| {
-            assert_eq!(
-                db.commit_block(number, diff, &[]).unwrap(),
-                reference.commit_block(number, diff, &[]).unwrap(),
-                "block {number}"
-            );
-        };
+        let both =
+            |number: u64, diff: &StateDiff, db: &StateDb| commit_both(db, &reference, number, diff);
         both(0, &funded(0, 300), &db);
         both(1, &funded(1, 300), &db);
         // Down to 10 of the first 300: branches of the top collapse into leaves.
@@ -1261,13 +1252,8 @@ pub(crate) mod tests {
         use chain_primitives::StateReader;
         use std::sync::atomic::Ordering;
         let (deferred, dir, db, _reference_dir, reference) = deferred_and_reference();
-        let both = |number: u64, diff: &StateDiff, db: &StateDb| {
-            assert_eq!(
-                db.commit_block(number, diff, &[]).unwrap(),
-                reference.commit_block(number, diff, &[]).unwrap(),
-                "block {number}"
-            );
-        };
+        let both =
+            |number: u64, diff: &StateDiff, db: &StateDb| commit_both(db, &reference, number, diff);
         for number in 0..5 {
             both(number, &funded(number, 200), &db);
         }
@@ -1330,10 +1316,7 @@ pub(crate) mod tests {
         let (deferred, dir, db, _reference_dir, reference) = deferred_and_reference();
         for number in 0..6 {
             let diff = funded(number, 300);
-            assert_eq!(
-                db.commit_block(number, &diff, &[]).unwrap(),
-                reference.commit_block(number, &diff, &[]).unwrap()
-            );
+            commit_both(&db, &reference, number, &diff);
         }
         *db.inner.pending_top.lock() = PendingTop::default();
         drop(db);
@@ -1362,11 +1345,7 @@ pub(crate) mod tests {
         assert_eq!(contents(&db), contents(&reference));
         for number in 6..10 {
             let diff = funded(number, 100);
-            assert_eq!(
-                db.commit_block(number, &diff, &[]).unwrap(),
-                reference.commit_block(number, &diff, &[]).unwrap(),
-                "block {number} after the rebuild"
-            );
+            commit_both(&db, &reference, number, &diff);
         }
     }
 

@@ -254,14 +254,14 @@ fn write_from_buckets(inner: &Inner, buckets: &Buckets) -> Result<B256, StateErr
                 // One bucket under this nibble: its subtrie hangs here directly.
                 [low] => {
                     let leaves = buckets.read(high << 4 | low)?;
-                    Some(build_subtrie(&leaves, &mut vec![high], Some(sink)))
+                    Some(build_subtrie(&leaves, 1, &mut vec![high], Some(sink)))
                 }
                 _ => {
                     let built: Vec<(u8, NodeRef)> = lows
                         .par_iter()
                         .map(|&low| {
                             let leaves = buckets.read(high << 4 | low)?;
-                            let node = build_subtrie(&leaves, &mut vec![high, low], Some(sink));
+                            let node = build_subtrie(&leaves, 2, &mut vec![high, low], Some(sink));
                             Ok((low, node))
                         })
                         .collect::<Result<_, StateError>>()?;

@@ -32,23 +32,7 @@ where
         return EMPTY_ROOT_HASH;
     }
     let mut path = Vec::new();
-    build(entries, 0, &mut path, sink).root_hash()
-}
-
-/// The node of the subtrie at `path` holding `entries` (sorted, distinct, not empty, every
-/// key starting with `path`), with every node to store passed to `sink`. For building a trie
-/// piece by piece: [`branch_over`] joins the pieces.
-pub(crate) fn build_subtrie<K, V>(
-    entries: &[(K, V)],
-    path: &mut Vec<u8>,
-    sink: Option<NodeSink<'_>>,
-) -> NodeRef
-where
-    K: AsRef<[u8]> + Sync,
-    V: AsRef<[u8]> + Sync,
-{
-    debug_assert!(!entries.is_empty(), "subtries are never empty");
-    build(entries, path.len(), path, sink)
+    build_subtrie(entries, 0, &mut path, sink).root_hash()
 }
 
 /// The branch without a value at `path` over `children` (at least two, built at `path` plus
@@ -61,11 +45,17 @@ pub(crate) fn branch_over(
     debug_assert!(children.iter().flatten().count() >= 2, "not a branch");
     let mut encoded = Vec::with_capacity(532);
     encode_branch(children, None, &mut encoded);
-    let reference = NodeRef::of(&encoded);
+    stored(path, &encoded, sink)
+}
+
+/// The reference to the node `encoded` at `path`, passing it to `sink` if a node store holds
+/// it: the root, and nodes referenced by hash (smaller ones live inside their parent).
+fn stored(path: &[u8], encoded: &[u8], sink: Option<NodeSink<'_>>) -> NodeRef {
+    let reference = NodeRef::of(encoded);
     if let Some(sink) = sink
         && (path.is_empty() || matches!(reference, NodeRef::Hash(_)))
     {
-        sink(path, &encoded);
+        sink(path, encoded);
     }
     reference
 }
@@ -78,7 +68,10 @@ fn key_nibbles(key: &[u8], from: usize, to: usize) -> Vec<u8> {
     (from..to).map(|i| nibble_at(key, i)).collect()
 }
 
-fn build<K, V>(
+/// The node of the subtrie at `path` (of `depth` nibbles) holding `entries` (sorted, distinct,
+/// not empty, every key starting with `path`), with every node to store passed to `sink`.
+/// [`branch_over`] joins subtries built on their own.
+pub(crate) fn build_subtrie<K, V>(
     entries: &[(K, V)],
     depth: usize,
     path: &mut Vec<u8>,
@@ -118,13 +111,7 @@ where
             }
         }
     }
-    let reference = NodeRef::of(&encoded);
-    if let Some(sink) = sink
-        && (path.is_empty() || matches!(reference, NodeRef::Hash(_)))
-    {
-        sink(path, &encoded);
-    }
-    reference
+    stored(path, &encoded, sink)
 }
 
 /// Appends the RLP of the branch at `depth` over `entries` (at least two, or one ending here
@@ -164,7 +151,10 @@ fn build_branch<K, V>(
             .map(|&(nibble, group)| {
                 let mut child_path = path.clone();
                 child_path.push(nibble as u8);
-                (nibble, build(group, depth + 1, &mut child_path, sink))
+                (
+                    nibble,
+                    build_subtrie(group, depth + 1, &mut child_path, sink),
+                )
             })
             .collect();
         for (nibble, reference) in built {
@@ -173,7 +163,7 @@ fn build_branch<K, V>(
     } else {
         for (nibble, group) in groups {
             path.push(nibble as u8);
-            references[nibble] = Some(build(group, depth + 1, path, sink));
+            references[nibble] = Some(build_subtrie(group, depth + 1, path, sink));
             path.pop();
         }
     }
