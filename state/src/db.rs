@@ -7,7 +7,7 @@ use crate::config::{MAX_SMALL_STORAGE_SLOTS, StateConfig};
 use crate::filter::ExistenceFilter;
 use crate::history::{Header, KeyFilter, chunk_entries};
 use crate::reader::{HistoricalReader, LatestReader};
-use crate::rebuild::{MEMORY_LEAVES, rebuild_account_trie};
+use crate::rebuild::{MEMORY_LEAVES, rebuild_account_trie, remove_buckets};
 use crate::trie::{EMPTY_ROOT_HASH, Node, NodeSource, build_root, pack_path};
 use crate::{StateError, trie};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
@@ -445,8 +445,8 @@ impl StateDb {
         let mut db_options = Options::default();
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
-        db_options.increase_parallelism(config.background_jobs.max(1));
-        db_options.set_max_background_jobs(config.background_jobs.max(1));
+        db_options.increase_parallelism(config.background_jobs);
+        db_options.set_max_background_jobs(config.background_jobs);
         db_options.set_bytes_per_sync(1 << 20);
         db_options.set_keep_log_file_num(4);
         db_options.set_max_total_wal_size(4 * config.write_buffer_bytes as u64);
@@ -536,6 +536,9 @@ impl StateDb {
                 rebuild_account_trie(&inner, head, None, MEMORY_LEAVES)?;
             }
         }
+        // A rebuild killed after it finished, or one started without the mark, may have left
+        // its bucket files.
+        remove_buckets(path);
         if let Some((latest, _)) = head.latest {
             let mut filters = inner.history_filters.write();
             for block in head.first_changeset..=latest {
@@ -1339,7 +1342,12 @@ pub(crate) mod tests {
             let meta = raw.cf_handle(StateColumn::Meta.name()).unwrap();
             assert!(raw.get_cf(meta, META_TOP_PENDING).unwrap().is_some());
         }
+        // And the bucket files of a larger state's rebuild.
+        let buckets = dir.path().join(crate::rebuild::BUCKETS_DIR);
+        std::fs::create_dir_all(&buckets).unwrap();
+        std::fs::write(buckets.join("7"), [1u8; 40]).unwrap();
         let db = StateDb::open(dir.path(), deferred).unwrap();
+        assert!(!buckets.exists());
         assert!(!marked(&db));
         assert_eq!(db.latest(), reference.latest());
         assert_eq!(contents(&db), contents(&reference));

@@ -5,8 +5,8 @@
 //! The trie is built from the accounts' leaves sorted by hashed address. Up to
 //! [`MEMORY_LEAVES`] leaves are sorted in memory. A larger state is spread over 256 bucket
 //! files by the first byte of the hashed address (in a directory inside the database's), and
-//! each bucket is sorted and built on its own: memory stays bounded by a few buckets (each
-//! about 1/256 of the state) however large the state is. The branches above the buckets join
+//! each bucket is sorted and built on its own: memory holds one bucket (about 1/256 of the
+//! state, twice while its file is parsed) per worker thread, and 16 MiB of write buffers. The branches above the buckets join
 //! their subtries; where a branch would have fewer than two children (a state of few
 //! accounts), the subtrie is built whole instead.
 
@@ -21,8 +21,7 @@ use alloy_primitives::{B256, keccak256};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 use rocksdb::{WriteBatch, WriteOptions};
-use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Leaves a rebuild sorts in memory (~140 bytes each: ~560 MiB); a larger state goes through
@@ -30,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub(crate) const MEMORY_LEAVES: usize = 4 << 20;
 
 /// The bucket files' directory, inside the database's.
-const BUCKETS_DIR: &str = "account-trie-rebuild";
+pub(crate) const BUCKETS_DIR: &str = "account-trie-rebuild";
 
 /// Bytes of node writes a rebuild collects per `WriteBatch`.
 const REBUILD_BATCH_BYTES: usize = 8 << 20;
@@ -145,11 +144,7 @@ pub(crate) fn rebuild_account_trie(
             leaves.par_sort_unstable_by_key(|leaf| leaf.0);
             write_account_trie(inner, &leaves, REBUILD_BATCH_BYTES)?
         }
-        Leaves::Buckets(buckets) => {
-            let root = write_from_buckets(inner, &buckets)?;
-            buckets.remove()?;
-            root
-        }
+        Leaves::Buckets(buckets) => write_from_buckets(inner, &buckets)?,
     };
     if root != expected {
         return Err(StateError::corruption(format!(
@@ -162,6 +157,9 @@ pub(crate) fn rebuild_account_trie(
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
     inner.db.write_opt(done, &sync)?;
+    if bucketed {
+        remove_buckets(inner.db.path());
+    }
     tracing::info!(
         accounts,
         bucketed,
@@ -232,7 +230,7 @@ fn write_from_buckets(inner: &Inner, buckets: &Buckets) -> Result<B256, StateErr
     let filled: Vec<Vec<u8>> = (0..16u8)
         .map(|high| {
             (0..16u8)
-                .filter(|&low| buckets.len(high << 4 | low) > 0)
+                .filter(|&low| buckets.bytes(high << 4 | low) > 0)
                 .collect()
         })
         .collect();
@@ -280,60 +278,89 @@ fn write_from_buckets(inner: &Inner, buckets: &Buckets) -> Result<B256, StateErr
 }
 
 /// 256 files of leaves, one per first byte of the hashed address. A record is the 32-byte
-/// hashed address, the value's length (2 bytes, little-endian) and the value.
+/// hashed address, the value's length (2 bytes, little-endian) and the value. Records are
+/// gathered per bucket in memory and appended to its file when [`BUCKET_BUFFER_BYTES`] are
+/// waiting: one file is open at a time.
 struct Buckets {
     dir: PathBuf,
-    writers: Vec<BufWriter<File>>,
-    /// Bytes written to each file.
-    lens: Vec<u64>,
+    /// Records not yet appended, per bucket.
+    buffers: Vec<Vec<u8>>,
+    /// Bytes in each bucket (written or buffered).
+    bytes: Vec<u64>,
 }
 
+/// Bytes of records a bucket gathers before they are appended to its file (256 of them: 16 MiB).
+const BUCKET_BUFFER_BYTES: usize = 64 << 10;
+
 impl Buckets {
-    /// Creates empty bucket files in `dir`, replacing what an interrupted rebuild left there.
+    /// Creates an empty `dir` for bucket files, replacing what an interrupted rebuild left.
     fn create(dir: &Path) -> Result<Self, StateError> {
         match std::fs::remove_dir_all(dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
         std::fs::create_dir_all(dir)?;
-        let writers = (0..=255u8)
-            .map(|bucket| Ok(BufWriter::new(File::create(dir.join(bucket.to_string()))?)))
-            .collect::<Result<_, std::io::Error>>()?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            writers,
-            lens: vec![0; 256],
+            buffers: vec![Vec::new(); 256],
+            bytes: vec![0; 256],
         })
     }
 
-    fn push(&mut self, (key, value): &Leaf) -> Result<(), StateError> {
-        let bucket = usize::from(key[0]);
-        let len = u16::try_from(value.len())
-            .map_err(|_| StateError::corruption("an account leaf of 64 KiB or more"))?;
-        let writer = &mut self.writers[bucket];
-        writer.write_all(key.as_slice())?;
-        writer.write_all(&len.to_le_bytes())?;
-        writer.write_all(value)?;
-        self.lens[bucket] += 34 + u64::from(len);
-        Ok(())
+    fn path(&self, bucket: u8) -> PathBuf {
+        self.dir.join(bucket.to_string())
     }
 
-    fn flush(&mut self) -> Result<(), StateError> {
-        for writer in &mut self.writers {
-            writer.flush()?;
+    fn push(&mut self, (key, value): &Leaf) -> Result<(), StateError> {
+        let bucket = key[0];
+        let len = u16::try_from(value.len())
+            .map_err(|_| StateError::corruption("an account leaf of 64 KiB or more"))?;
+        let buffer = &mut self.buffers[usize::from(bucket)];
+        buffer.extend_from_slice(key.as_slice());
+        buffer.extend_from_slice(&len.to_le_bytes());
+        buffer.extend_from_slice(value);
+        self.bytes[usize::from(bucket)] += 34 + u64::from(len);
+        if buffer.len() >= BUCKET_BUFFER_BYTES {
+            self.append(bucket)?;
         }
         Ok(())
     }
 
-    /// Bytes in bucket `bucket`.
-    fn len(&self, bucket: u8) -> u64 {
-        self.lens[usize::from(bucket)]
+    /// Appends bucket `bucket`'s buffered records to its file.
+    fn append(&mut self, bucket: u8) -> Result<(), StateError> {
+        if self.buffers[usize::from(bucket)].is_empty() {
+            return Ok(());
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(bucket))?;
+        let buffer = &mut self.buffers[usize::from(bucket)];
+        file.write_all(buffer)?;
+        buffer.clear();
+        Ok(())
     }
 
-    /// The leaves of bucket `bucket`, sorted.
+    /// Appends every buffered record.
+    fn flush(&mut self) -> Result<(), StateError> {
+        for bucket in 0..=255u8 {
+            self.append(bucket)?;
+        }
+        self.buffers = Vec::new();
+        Ok(())
+    }
+
+    /// Bytes in bucket `bucket`.
+    fn bytes(&self, bucket: u8) -> u64 {
+        self.bytes[usize::from(bucket)]
+    }
+
+    /// The leaves of bucket `bucket` (flushed), sorted.
     fn read(&self, bucket: u8) -> Result<Vec<Leaf>, StateError> {
-        let mut bytes = Vec::with_capacity(self.len(bucket) as usize);
-        File::open(self.dir.join(bucket.to_string()))?.read_to_end(&mut bytes)?;
+        if self.bytes(bucket) == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = std::fs::read(self.path(bucket))?;
         let truncated = || StateError::corruption("truncated rebuild bucket file");
         let mut leaves = Vec::new();
         let mut rest = bytes.as_slice();
@@ -348,12 +375,21 @@ impl Buckets {
         leaves.sort_unstable_by_key(|leaf| leaf.0);
         Ok(leaves)
     }
+}
 
-    /// Deletes the files.
-    fn remove(self) -> Result<(), StateError> {
-        drop(self.writers);
-        std::fs::remove_dir_all(&self.dir)?;
-        Ok(())
+/// Deletes the bucket files a rebuild left in the database directory `db_dir` (after it
+/// finished, or if it was interrupted). A failure is only logged: the files take space but do
+/// not affect the database.
+pub(crate) fn remove_buckets(db_dir: &Path) {
+    let dir = db_dir.join(BUCKETS_DIR);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            dir = %dir.display(),
+            error = %e,
+            "could not delete the account-trie rebuild's bucket files"
+        ),
     }
 }
 
@@ -449,10 +485,11 @@ mod tests {
             buckets.read(7).unwrap(),
             vec![(B256::repeat_byte(7), vec![1, 2, 3])]
         );
-        let path = dir.path().join(BUCKETS_DIR).join("7");
+        let path = buckets.path(7);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         assert!(matches!(buckets.read(7), Err(StateError::Corruption(_))));
-        buckets.remove().unwrap();
+        remove_buckets(dir.path());
+        assert!(!dir.path().join(BUCKETS_DIR).exists());
     }
 }

@@ -103,16 +103,63 @@ impl Child {
     }
 }
 
-/// Whether the database at `path` marks its account trie's top as unwritten (the key is the
-/// state crate's; reading it raw keeps the test from opening, and so rebuilding, the database).
-fn top_pending(path: &Path) -> bool {
+/// Kills children committing blocks to the database at `path` until one leaves the account
+/// trie's top unwritten (they write it every third commit), unless it already is.
+fn leave_top_unwritten(path: &Path, rng: &mut StdRng, seed: u64) {
+    for attempt in 0.. {
+        if rebuild_marks(path).0 {
+            return;
+        }
+        assert!(attempt < 100, "no kill left the top unwritten");
+        let mut child = Child::spawn(path, seed * 100 + attempt);
+        child.wait_for(|reports| reports.heads_seen > 0);
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
+        child.kill();
+    }
+}
+
+/// What the database at `path` shows of a rebuild of its account trie: whether its top is
+/// marked unwritten (a rebuild clears the mark last), and whether the trie's root node is
+/// stored (a rebuild deletes every node first and writes the root last). Read raw, with the
+/// state crate's keys, so that the test does not open (and so rebuild) the database.
+fn rebuild_marks(path: &Path) -> (bool, bool) {
+    if !path.join("CURRENT").exists() {
+        return (false, false);
+    }
     let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), path).unwrap();
     let raw = rocksdb::DB::open_cf_for_read_only(&rocksdb::Options::default(), path, &names, false)
         .unwrap();
     let meta = raw.cf_handle("state_meta").unwrap();
-    raw.get_cf(meta, b"account_trie_top_pending")
+    let marked = raw
+        .get_cf(meta, b"account_trie_top_pending")
         .unwrap()
-        .is_some()
+        .is_some();
+    let trie = raw.cf_handle("account_trie").unwrap();
+    // The root's key: the packed empty path and its length, 0.
+    let root_stored = raw.get_cf(trie, [0u8]).unwrap().is_some();
+    (marked, root_stored)
+}
+
+/// 50 random accounts of the children's range, each with one slot set to `tag + 1`.
+fn small_diff(rng: &mut StdRng, tag: u64) -> StateDiff {
+    let mut diff = StateDiff::default();
+    for i in 0..50u64 {
+        let address =
+            Address::left_padding_from(&(rng.random_range(1..5_000u64) + i).to_be_bytes());
+        let update = AccountUpdate {
+            info: Some(Account {
+                nonce: 1,
+                balance: U256::from(i),
+                ..Account::default()
+            }),
+            storage_cleared: false,
+            storage: [(U256::from(i % 16), U256::from(tag + 1))]
+                .into_iter()
+                .collect(),
+        };
+        diff.accounts.insert(address, update);
+    }
+    diff
 }
 
 #[test]
@@ -148,24 +195,9 @@ fn killed_child_leaves_a_consistent_database() {
 
         // The stored trie nodes must be intact: an incremental commit on top of them agrees
         // with a full recomputation.
-        let mut diff = StateDiff::default();
-        for i in 0..50u64 {
-            let address =
-                Address::left_padding_from(&(rng.random_range(1..5_000u64) + i).to_be_bytes());
-            let update = AccountUpdate {
-                info: Some(Account {
-                    nonce: 1,
-                    balance: U256::from(i),
-                    ..Account::default()
-                }),
-                storage_cleared: false,
-                storage: [(U256::from(i % 16), U256::from(kill + 1))]
-                    .into_iter()
-                    .collect(),
-            };
-            diff.accounts.insert(address, update);
-        }
-        let root = db.commit_block(number + 1, &diff, &[]).unwrap();
+        let root = db
+            .commit_block(number + 1, &small_diff(&mut rng, kill), &[])
+            .unwrap();
         assert_eq!(
             db.recompute_root_from_flat().unwrap(),
             root,
@@ -178,65 +210,59 @@ fn killed_child_leaves_a_consistent_database() {
     );
 }
 
-/// Children killed while they rebuild the account trie at open: a database left with its top
-/// unwritten is opened by a child that is killed after a random part of the time an open
-/// takes, again and again; the database then opens at the state the first child committed,
-/// with a root equal to a recomputation from the flat state.
+/// Children killed inside the rebuild of the account trie at open: a child committing blocks
+/// is killed until it leaves the top unwritten; then children opening the database are killed
+/// after a delay searched for (by bisection, from what the database shows after each kill)
+/// until one dies after the rebuild deleted the old nodes and before it finished. The
+/// database then opens with a root equal to a recomputation from the flat state, unmarked.
 #[test]
 fn killed_rebuilds_start_over() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = StdRng::seed_from_u64(0xdead);
-    let mut killed_in_open = 0;
-    // The longest open seen, rebuild included: kills land within it.
-    let mut longest_open = Duration::ZERO;
-    for round in 0..6u64 {
-        // Commits until the child is killed between operations with the top unwritten (the
-        // children write it every third commit).
-        let head = loop {
-            let started = Instant::now();
-            let mut child = Child::spawn(dir.path(), 100 + round);
-            child.wait_for(|reports| reports.opened);
-            longest_open = longest_open.max(started.elapsed());
-            child.wait_for(|reports| reports.heads_seen > 0);
-            std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
-            let reports = child.kill();
-            if reports.pending.is_none() && top_pending(dir.path()) {
-                break reports.head.expect("a head");
-            }
-        };
-        for _ in 0..4 {
+    let mut killed_in_rebuild = 0;
+    let mut kills = 0;
+    for round in 0..4u64 {
+        // Bounds of the kill delay: killed at `early` the rebuild had not started, at `late`
+        // it had finished.
+        let (mut early, mut late) = (Duration::ZERO, Duration::from_secs(2));
+        for attempt in 0..40 {
+            leave_top_unwritten(dir.path(), &mut rng, 1000 * round + attempt);
+            let delay = rng.random_range(early..=late);
             let started = Instant::now();
             let child = Child::spawn(dir.path(), 0);
-            let delay = rng.random_range(0..=longest_open.as_micros() as u64);
-            while started.elapsed() < Duration::from_micros(delay)
-                && !child.reports.lock().unwrap().opened
-            {
-                std::thread::sleep(Duration::from_micros(200));
+            while started.elapsed() < delay && !child.reports.lock().unwrap().opened {
+                std::thread::sleep(Duration::from_micros(100));
             }
-            if child.kill().opened {
-                // The open, and the rebuild with it, finished.
-                break;
+            kills += 1;
+            match (child.kill().opened, rebuild_marks(dir.path())) {
+                (false, (true, false)) => {
+                    killed_in_rebuild += 1;
+                    break;
+                }
+                (false, (true, true)) => early = delay,
+                // The rebuild finished (the child may have committed on).
+                _ => late = delay,
             }
-            killed_in_open += 1;
         }
         let db = StateDb::open(dir.path(), StateConfig::for_tests()).expect("reopen");
         let (number, root) = db.latest().expect("a committed state");
-        assert!(
-            number >= head.0,
-            "round {round}: state went back from {head:?}"
-        );
-        if number == head.0 {
-            assert_eq!(root, head.1, "round {round}");
-        }
         assert_eq!(
             db.recompute_root_from_flat().unwrap(),
             root,
             "round {round}"
         );
-        // The rebuild cleared the mark, and a close without commits leaves none.
+        // The stored trie takes an incremental commit.
+        let root = db
+            .commit_block(number + 1, &small_diff(&mut rng, round), &[])
+            .unwrap();
+        assert_eq!(
+            db.recompute_root_from_flat().unwrap(),
+            root,
+            "round {round}"
+        );
         drop(db);
-        assert!(!top_pending(dir.path()), "round {round}: still marked");
+        assert_eq!(rebuild_marks(dir.path()), (false, true), "round {round}");
     }
-    eprintln!("{killed_in_open} kills landed while a child was opening a database to rebuild");
-    assert!(killed_in_open > 0, "no kill landed during an open");
+    eprintln!("{killed_in_rebuild} of 4 rounds killed a child inside the rebuild ({kills} kills)");
+    assert!(killed_in_rebuild > 0, "no kill landed inside a rebuild");
 }
