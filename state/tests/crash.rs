@@ -162,6 +162,26 @@ fn small_diff(rng: &mut StdRng, tag: u64) -> StateDiff {
     diff
 }
 
+/// Checks that the latest root of a reopened `db` equals a recomputation from the flat state,
+/// and that the stored trie nodes are intact: an incremental commit on top of them agrees with
+/// a full recomputation too.
+fn check_trie(db: &StateDb, rng: &mut StdRng, kill: u64) {
+    let (number, root) = db.latest().expect("a committed state");
+    assert_eq!(
+        db.recompute_root_from_flat().unwrap(),
+        root,
+        "kill {kill}: root vs flat state"
+    );
+    let root = db
+        .commit_block(number + 1, &small_diff(rng, kill), &[])
+        .unwrap();
+    assert_eq!(
+        db.recompute_root_from_flat().unwrap(),
+        root,
+        "kill {kill}: commit after reopen"
+    );
+}
+
 #[test]
 fn killed_child_leaves_a_consistent_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,22 +207,7 @@ fn killed_child_leaves_a_consistent_database() {
             );
             mid_operation_kills += 1;
         }
-        assert_eq!(
-            db.recompute_root_from_flat().unwrap(),
-            root,
-            "kill {kill}: root vs flat state"
-        );
-
-        // The stored trie nodes must be intact: an incremental commit on top of them agrees
-        // with a full recomputation.
-        let root = db
-            .commit_block(number + 1, &small_diff(&mut rng, kill), &[])
-            .unwrap();
-        assert_eq!(
-            db.recompute_root_from_flat().unwrap(),
-            root,
-            "kill {kill}: commit after reopen"
-        );
+        check_trie(&db, &mut rng, kill);
     }
     // Not a requirement on any single run, but a sign that kills land mid-operation at all.
     eprintln!(
@@ -245,21 +250,7 @@ fn killed_rebuilds_start_over() {
             }
         }
         let db = StateDb::open(dir.path(), StateConfig::for_tests()).expect("reopen");
-        let (number, root) = db.latest().expect("a committed state");
-        assert_eq!(
-            db.recompute_root_from_flat().unwrap(),
-            root,
-            "round {round}"
-        );
-        // The stored trie takes an incremental commit.
-        let root = db
-            .commit_block(number + 1, &small_diff(&mut rng, round), &[])
-            .unwrap();
-        assert_eq!(
-            db.recompute_root_from_flat().unwrap(),
-            root,
-            "round {round}"
-        );
+        check_trie(&db, &mut rng, round);
         drop(db);
         assert_eq!(rebuild_marks(dir.path()), (false, true), "round {round}");
     }
