@@ -6,9 +6,9 @@
 //! [`MEMORY_LEAVES`] leaves are sorted in memory. A larger state is spread over 256 bucket
 //! files by the first byte of the hashed address (in a directory inside the database's), and
 //! each bucket is sorted and built on its own: memory holds one bucket (about 1/256 of the
-//! state, twice while its file is parsed) per worker thread, and 16 MiB of write buffers. The branches above the buckets join
-//! their subtries; where a branch would have fewer than two children (a state of few
-//! accounts), the subtrie is built whole instead.
+//! state, twice while its file is parsed) per worker thread, and 16 MiB of write buffers. The
+//! branches above the buckets join their subtries; where a branch would have fewer than two
+//! children (a state of few accounts), the subtrie is built whole instead.
 
 use crate::StateError;
 use crate::codec::StoredAccount;
@@ -167,7 +167,7 @@ pub(crate) fn rebuild_account_trie(
         latest = head.latest.map(|(number, _)| number),
         %root,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "rebuilt the account trie after an unclean shutdown"
+        "rebuilt the account trie from the flat accounts"
     );
     Ok(Rebuilt { accounts, bucketed })
 }
