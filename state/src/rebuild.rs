@@ -295,10 +295,8 @@ const BUCKET_BUFFER_BYTES: usize = 64 << 10;
 impl Buckets {
     /// Creates an empty `dir` for bucket files, replacing what an interrupted rebuild left.
     fn create(dir: &Path) -> Result<Self, StateError> {
-        match std::fs::remove_dir_all(dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
+        // Appending to a leftover file would add its leaves twice: removal must succeed.
+        remove_dir(dir)?;
         std::fs::create_dir_all(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -341,12 +339,12 @@ impl Buckets {
         Ok(())
     }
 
-    /// Appends every buffered record.
+    /// Appends every buffered record and frees the buffers.
     fn flush(&mut self) -> Result<(), StateError> {
         for bucket in 0..=255u8 {
             self.append(bucket)?;
+            self.buffers[usize::from(bucket)] = Vec::new();
         }
-        self.buffers = Vec::new();
         Ok(())
     }
 
@@ -382,14 +380,20 @@ impl Buckets {
 /// not affect the database.
 pub(crate) fn remove_buckets(db_dir: &Path) {
     let dir = db_dir.join(BUCKETS_DIR);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(
+    if let Err(e) = remove_dir(&dir) {
+        tracing::warn!(
             dir = %dir.display(),
             error = %e,
             "could not delete the account-trie rebuild's bucket files"
-        ),
+        );
+    }
+}
+
+/// Deletes `dir` and what it holds; a missing `dir` is no error.
+fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
